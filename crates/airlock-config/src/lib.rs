@@ -1,0 +1,435 @@
+//! `airlock.toml`: the operator's configuration.
+//!
+//! Parsing is strict on purpose: a typo in a security tool's configuration must not silently turn
+//! into a default. Unknown keys and bad values are refused with the file, the line and what was
+//! expected.
+
+use airlock_core::EnvName;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The hard ceiling on any agent or service token's lifetime; configuration may lower it only.
+pub const AGENT_TTL_CEILING: Duration = Duration::from_secs(24 * 3600);
+/// The ceiling on a human token's lifetime: long enough for a working week, never unlimited.
+pub const HUMAN_TTL_CEILING: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was read but is invalid at a known place.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+/// A duration written as `90m`, `1h`, `24h`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttl(pub Duration);
+
+impl<'de> Deserialize<'de> for Ttl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_ttl(&s).map(Ttl).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a human duration (`30m`, `1h`, `1h30m`, `2d`), refusing zero.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration `{s}` ({e}); expected e.g. `30m`, `1h`, `24h`"))?;
+    if d.is_zero() {
+        return Err(format!("invalid duration `{s}`: must be longer than zero"));
+    }
+    Ok(d)
+}
+
+/// One environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Whether destructive and privilege operations here wait for a human.
+    pub protected: bool,
+    /// Free text shown in listings.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The SQLite file, relative to the configuration file's directory.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("airlock.db")
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: default_store_path(),
+        }
+    }
+}
+
+/// Where the key that seals upstream secrets comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// The key file (32 random bytes, hex), relative to the configuration file's directory.
+    /// The environment variable `AIRLOCK_MASTER_KEY` (64 hex characters) takes precedence.
+    #[serde(default = "default_key_file")]
+    pub file: PathBuf,
+}
+
+fn default_key_file() -> PathBuf {
+    PathBuf::from("airlock.key")
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        KeyConfig {
+            file: default_key_file(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    #[serde(default)]
+    agent_default_ttl: Option<toml::Spanned<Ttl>>,
+    #[serde(default)]
+    agent_max_ttl: Option<toml::Spanned<Ttl>>,
+    #[serde(default)]
+    human_default_ttl: Option<toml::Spanned<Ttl>>,
+    #[serde(default)]
+    human_max_ttl: Option<toml::Spanned<Ttl>>,
+}
+
+/// Token lifetime limits, validated against the ceilings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenLimits {
+    /// Lifetime of an agent or service token when `--ttl` is not given.
+    pub agent_default_ttl: Duration,
+    /// Longest lifetime an agent or service token may have (at most 24 h).
+    pub agent_max_ttl: Duration,
+    /// Lifetime of a human token when `--ttl` is not given.
+    pub human_default_ttl: Duration,
+    /// Longest lifetime a human token may have (at most 30 days).
+    pub human_max_ttl: Duration,
+}
+
+impl Default for TokenLimits {
+    fn default() -> Self {
+        TokenLimits {
+            agent_default_ttl: Duration::from_secs(3600),
+            agent_max_ttl: AGENT_TTL_CEILING,
+            human_default_ttl: Duration::from_secs(8 * 3600),
+            human_max_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    store: StoreConfig,
+    #[serde(default)]
+    keys: KeyConfig,
+    #[serde(default)]
+    tokens: Option<RawTokens>,
+    #[serde(default)]
+    environments: BTreeMap<String, toml::Spanned<Environment>>,
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The directory relative paths are resolved against.
+    pub base_dir: PathBuf,
+    /// Store settings.
+    pub store: StoreConfig,
+    /// Key settings.
+    pub keys: KeyConfig,
+    /// Token lifetime limits.
+    pub tokens: TokenLimits,
+    /// The environments, by name.
+    pub environments: BTreeMap<EnvName, Environment>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse(&text, path, &base)
+    }
+
+    /// Validates configuration text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
+        let err_at = |span: Option<Range<usize>>, message: String| {
+            let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| err_at(e.span(), e.message().to_string()))?;
+
+        let mut environments = BTreeMap::new();
+        for (name, env) in raw.environments {
+            let span = env.span();
+            let env_name =
+                EnvName::new(&name).map_err(|e| err_at(Some(span.clone()), e.to_string()))?;
+            environments.insert(env_name, env.into_inner());
+        }
+        if environments.is_empty() {
+            return Err(err_at(
+                None,
+                "no environments defined; expected at least one `[environments.NAME]` table with `protected = true|false`".into(),
+            ));
+        }
+
+        let mut tokens = TokenLimits::default();
+        if let Some(t) = raw.tokens {
+            let take = |v: Option<toml::Spanned<Ttl>>, default: Duration| {
+                v.map(|s| (s.get_ref().0, Some(s.span())))
+                    .unwrap_or((default, None))
+            };
+            let (agent_max, agent_max_span) = take(t.agent_max_ttl, tokens.agent_max_ttl);
+            let (agent_default, agent_default_span) =
+                take(t.agent_default_ttl, tokens.agent_default_ttl);
+            let (human_max, human_max_span) = take(t.human_max_ttl, tokens.human_max_ttl);
+            let (human_default, human_default_span) =
+                take(t.human_default_ttl, tokens.human_default_ttl);
+            if agent_max > AGENT_TTL_CEILING {
+                return Err(err_at(
+                    agent_max_span,
+                    format!(
+                        "`agent_max_ttl` is {}, above the 24h ceiling for agent and service tokens; expected at most `24h`",
+                        humantime::format_duration(agent_max)
+                    ),
+                ));
+            }
+            if human_max > HUMAN_TTL_CEILING {
+                return Err(err_at(
+                    human_max_span,
+                    format!(
+                        "`human_max_ttl` is {}, above the 30-day ceiling for human tokens; expected at most `30d`",
+                        humantime::format_duration(human_max)
+                    ),
+                ));
+            }
+            if agent_default > agent_max {
+                return Err(err_at(
+                    agent_default_span,
+                    "`agent_default_ttl` is longer than `agent_max_ttl`; expected a default within the maximum".into(),
+                ));
+            }
+            if human_default > human_max {
+                return Err(err_at(
+                    human_default_span,
+                    "`human_default_ttl` is longer than `human_max_ttl`; expected a default within the maximum".into(),
+                ));
+            }
+            tokens = TokenLimits {
+                agent_default_ttl: agent_default,
+                agent_max_ttl: agent_max,
+                human_default_ttl: human_default,
+                human_max_ttl: human_max,
+            };
+        }
+
+        Ok(Config {
+            base_dir: base_dir.to_path_buf(),
+            store: raw.store,
+            keys: raw.keys,
+            tokens,
+            environments,
+        })
+    }
+
+    /// The store file, resolved against the configuration's directory.
+    pub fn store_path(&self) -> PathBuf {
+        self.base_dir.join(&self.store.path)
+    }
+
+    /// The key file, resolved against the configuration's directory.
+    pub fn key_path(&self) -> PathBuf {
+        self.base_dir.join(&self.keys.file)
+    }
+
+    /// The environment called `name`, if configured.
+    pub fn environment(&self, name: &EnvName) -> Option<&Environment> {
+        self.environments.get(name)
+    }
+
+    /// The configured environment names, comma-separated, for error messages.
+    pub fn environment_names(&self) -> String {
+        self.environments
+            .keys()
+            .map(EnvName::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// The commented example `airlock init` writes.
+pub const EXAMPLE: &str = r#"# airlock.toml — Airlock's configuration.
+# Unknown keys are refused, so a typo never silently becomes a default.
+
+# Where Airlock keeps identities, token hashes, sealed secrets and the audit log.
+# A relative path is resolved against this file's directory. SQLite, created on first use.
+[store]
+path = "airlock.db"
+
+# The key that seals upstream secrets. It is NOT kept in the store: a store copied
+# without this file reveals nothing. AIRLOCK_MASTER_KEY (64 hex characters) overrides it.
+[keys]
+file = "airlock.key"
+
+# Token lifetimes. Agent and service tokens can never live longer than 24h; this may only
+# lower that. Human tokens have a cap too (at most 30d): nothing is unlimited.
+[tokens]
+agent_default_ttl = "1h"
+agent_max_ttl = "24h"
+human_default_ttl = "8h"
+human_max_ttl = "7d"
+
+# Environments. A token is issued for environments by name, and the gateway refuses any
+# operation on a resource in another environment. In a protected environment, destructive
+# and privilege operations wait for a human's out-of-band approval.
+[environments.development]
+protected = false
+
+[environments.staging]
+protected = false
+
+[environments.production]
+protected = true
+description = "customer data; destructive operations need a human"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("airlock.toml"), Path::new("/etc/airlock"))
+    }
+
+    #[test]
+    fn the_example_written_by_init_is_valid() {
+        let c = parse(EXAMPLE).unwrap();
+        assert_eq!(c.environments.len(), 3);
+        assert!(c.environments[&EnvName::new("production").unwrap()].protected);
+        assert_eq!(c.tokens, TokenLimits::default());
+        assert_eq!(c.store_path(), PathBuf::from("/etc/airlock/airlock.db"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_line_and_the_expected_keys() {
+        let text = "[environments.prod]\nprotected = true\nprotectd = false\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.starts_with("airlock.toml:3:"), "{e}");
+        assert!(e.contains("unknown field `protectd`"), "{e}");
+        assert!(e.contains("protected"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_with_its_line() {
+        let text = "[environments.prod]\nprotected = \"yes\"\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.starts_with("airlock.toml:2:"), "{e}");
+        assert!(e.contains("boolean"), "{e}");
+    }
+
+    #[test]
+    fn config_may_lower_the_agent_ttl_cap_but_never_raise_it() {
+        let ok = "[tokens]\nagent_max_ttl = \"2h\"\n[environments.x]\nprotected = false\n";
+        assert_eq!(
+            parse(ok).unwrap().tokens.agent_max_ttl,
+            Duration::from_secs(7200)
+        );
+        let bad = "[tokens]\nagent_max_ttl = \"48h\"\n[environments.x]\nprotected = false\n";
+        let e = parse(bad).unwrap_err().to_string();
+        assert!(e.starts_with("airlock.toml:2:"), "{e}");
+        assert!(e.contains("24h ceiling"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_duration_says_what_a_good_one_looks_like() {
+        let bad =
+            "[tokens]\nagent_default_ttl = \"forever\"\n[environments.x]\nprotected = false\n";
+        let e = parse(bad).unwrap_err().to_string();
+        assert!(e.contains("`forever`") && e.contains("`1h`"), "{e}");
+    }
+
+    #[test]
+    fn an_environment_name_that_is_not_a_name_is_refused() {
+        let e = parse("[environments.Prod]\nprotected = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid environment name `Prod`"), "{e}");
+    }
+
+    #[test]
+    fn a_config_without_environments_is_refused() {
+        let e = parse("[store]\npath = \"x.db\"\n").unwrap_err().to_string();
+        assert!(e.contains("environments"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics(s in "\\PC{0,200}") {
+            let _ = parse(&s);
+        }
+    }
+}
