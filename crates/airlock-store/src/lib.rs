@@ -1,0 +1,103 @@
+//! Storage for identities, token hashes, sealed secrets and the audit chain.
+//!
+//! [`Store`] is the seam: the embedded [`SqliteStore`] is the default, and a PostgreSQL backend
+//! for several gateway nodes is a second implementation of the same trait. Every mutation takes
+//! the [`AuditEvent`] that describes it and writes both in one transaction, so a crash can never
+//! leave a change without its audit record or a record of a change that did not happen.
+
+mod model;
+mod sqlite;
+
+pub use model::{AuditFilter, Identity, SecretInfo, SecretRecord, TokenRecord};
+pub use sqlite::SqliteStore;
+
+use airlock_audit::{AuditEvent, AuditRecord, ChainError};
+use airlock_core::Name;
+use time::OffsetDateTime;
+
+/// Why a storage operation failed. Callers on the decision path turn every one into a deny.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be opened or created.
+    #[error("cannot open store `{path}`: {message}")]
+    Open {
+        /// The store's location.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The store was written by a newer Airlock.
+    #[error("store schema version {found} is newer than this airlock supports ({supported}); upgrade airlock")]
+    NewerSchema {
+        /// The version found.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// A row with the same key exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A referenced row does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A stored value could not be decoded (the store was edited by hand or is corrupt).
+    #[error("corrupt store row: {0}")]
+    Corrupt(String),
+    /// The database reported an error.
+    #[error("store error: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
+/// What every Airlock storage backend provides.
+pub trait Store: Send + Sync {
+    /// Adds an identity; fails with [`StoreError::Conflict`] if the name is taken.
+    fn insert_identity(&self, identity: &Identity, audit: AuditEvent) -> Result<(), StoreError>;
+    /// The identity called `name`.
+    fn identity(&self, name: &Name) -> Result<Option<Identity>, StoreError>;
+    /// Every identity, by name.
+    fn identities(&self) -> Result<Vec<Identity>, StoreError>;
+    /// Disables an identity and revokes all its live tokens in the same transaction; returns how
+    /// many tokens were revoked.
+    fn disable_identity(
+        &self,
+        name: &Name,
+        at: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<u64, StoreError>;
+
+    /// Stores a newly issued token's hash and claims.
+    fn insert_token(&self, token: &TokenRecord, audit: AuditEvent) -> Result<(), StoreError>;
+    /// The token whose hash (hex) is `hash`.
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// The token with public id `id`.
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Tokens, newest first, optionally of one identity.
+    fn tokens(&self, identity: Option<&Name>) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Revokes a token; returns false if it was already revoked.
+    fn revoke_token(
+        &self,
+        id: &str,
+        at: OffsetDateTime,
+        reason: &str,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// Creates or replaces a sealed secret.
+    fn put_secret(&self, secret: &SecretRecord, audit: AuditEvent) -> Result<(), StoreError>;
+    /// The sealed secret `name` in `environment`.
+    fn secret(&self, name: &str, environment: &str) -> Result<Option<SecretRecord>, StoreError>;
+    /// Every sealed secret's metadata, without ciphertext.
+    fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError>;
+
+    /// Appends one audit record and returns it numbered and chained.
+    fn append_audit(&self, event: AuditEvent) -> Result<AuditRecord, StoreError>;
+    /// Audit records matching `filter`, oldest first.
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Walks the whole audit chain; the outer error is a storage failure, the inner one the first
+    /// broken record.
+    fn verify_audit(&self) -> Result<Result<u64, ChainError>, StoreError>;
+
+    /// A number that changes whenever another process or connection commits a change, so caches
+    /// of store contents know when to drop what they hold.
+    fn change_marker(&self) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,131 @@
+//! The rows the store keeps.
+
+use airlock_audit::Actor;
+use airlock_core::{EnvName, IdentityKind, Name, OpClassSet, Outcome};
+use serde::Serialize;
+use time::{Date, OffsetDateTime};
+
+/// A human, agent or service that can hold tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// Unique name.
+    pub name: Name,
+    /// Human, agent or service.
+    pub kind: IdentityKind,
+    /// The human who answers for an agent or service; none for humans.
+    pub owner: Option<Name>,
+    /// Why it exists; required for agents and services, so nobody has to guess later.
+    pub purpose: Option<String>,
+    /// When someone must confirm it is still needed.
+    pub review_by: Option<Date>,
+    /// Whether AI agents can read this identity's credentials (a human's laptop shared with an agent).
+    pub agent_accessible: bool,
+    /// The environments it may hold tokens for; empty means any configured environment.
+    pub environments: Vec<EnvName>,
+    /// False once offboarded; a disabled identity's tokens never verify.
+    pub enabled: bool,
+    /// When it was added.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Who added it.
+    pub created_by: String,
+    /// When it was disabled.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+/// A token's claims and status. The token string itself is never stored, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    /// Public id (`tok_…`), safe to log.
+    pub id: String,
+    /// SHA-256 of the token string, hex.
+    #[serde(skip)]
+    pub hash: String,
+    /// The identity it authenticates.
+    pub identity: Name,
+    /// The environments it is valid for.
+    pub environments: Vec<EnvName>,
+    /// The operation classes it may perform.
+    pub allow: OpClassSet,
+    /// Optional resource pattern narrowing what it may touch.
+    pub resource_scope: Option<String>,
+    /// When it was issued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    /// When it stops working.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Who issued it.
+    pub issuer: String,
+    /// When it was revoked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked.
+    pub revoke_reason: Option<String>,
+}
+
+/// A sealed upstream secret as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// Name, unique per environment.
+    pub name: String,
+    /// The environment it is for.
+    pub environment: EnvName,
+    /// Fingerprint of the master key that sealed it.
+    pub key_id: String,
+    /// AEAD nonce.
+    pub nonce: Vec<u8>,
+    /// AEAD ciphertext and tag.
+    pub ciphertext: Vec<u8>,
+    /// When it was first set.
+    pub created_at: OffsetDateTime,
+    /// Who set it last.
+    pub updated_by: String,
+    /// When it was last set.
+    pub updated_at: OffsetDateTime,
+}
+
+/// What listings show of a sealed secret: never the value, not even encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretInfo {
+    /// Name.
+    pub name: String,
+    /// Environment.
+    pub environment: EnvName,
+    /// Fingerprint of the master key that sealed it.
+    pub key_id: String,
+    /// When it was first set.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it was last set.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Who set it last.
+    pub updated_by: String,
+}
+
+/// Which audit records to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this kind of actor.
+    pub actor_kind: Option<IdentityKind>,
+    /// Only this actor id (identity name or `local:USER`).
+    pub actor_id: Option<String>,
+    /// Only this decision.
+    pub decision: Option<Outcome>,
+    /// Only records at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only records before this time.
+    pub until: Option<OffsetDateTime>,
+    /// At most this many (the newest ones).
+    pub limit: Option<usize>,
+}
+
+impl AuditFilter {
+    /// Whether an actor would pass the actor filters; used where the filter is applied in memory.
+    pub fn matches_actor(&self, a: &Actor) -> bool {
+        self.actor_kind.is_none_or(|k| k == a.kind)
+            && self.actor_id.as_ref().is_none_or(|i| *i == a.id)
+    }
+}

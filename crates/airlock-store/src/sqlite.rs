@@ -1,0 +1,801 @@
+//! The embedded default backend: one SQLite file in WAL mode.
+
+use crate::model::{AuditFilter, Identity, SecretInfo, SecretRecord, TokenRecord};
+use crate::{Store, StoreError};
+use airlock_audit::{verify_chain, Actor, AuditEvent, AuditRecord, ChainError, GENESIS};
+use airlock_core::{EnvName, IdentityKind, Name, OpClassSet, Outcome};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use time::{Date, OffsetDateTime};
+
+/// Versioned migrations; index + 1 is the schema version (`PRAGMA user_version`). Append only:
+/// a released migration is never edited, so every store upgrades along the same path.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE identities (
+    name             TEXT PRIMARY KEY,
+    kind             TEXT NOT NULL CHECK (kind IN ('human', 'agent', 'service')),
+    owner            TEXT REFERENCES identities(name),
+    purpose          TEXT,
+    review_by        TEXT,
+    agent_accessible INTEGER NOT NULL,
+    environments     TEXT NOT NULL,
+    enabled          INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    created_by       TEXT NOT NULL,
+    disabled_at      INTEGER
+);
+CREATE TABLE tokens (
+    id             TEXT PRIMARY KEY,
+    hash           TEXT NOT NULL UNIQUE,
+    identity       TEXT NOT NULL REFERENCES identities(name),
+    environments   TEXT NOT NULL,
+    allow          TEXT NOT NULL,
+    resource_scope TEXT,
+    issued_at      INTEGER NOT NULL,
+    expires_at     INTEGER NOT NULL,
+    issuer         TEXT NOT NULL,
+    revoked_at     INTEGER,
+    revoke_reason  TEXT
+);
+CREATE INDEX tokens_by_identity ON tokens(identity);
+CREATE TABLE secrets (
+    name        TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    nonce       BLOB NOT NULL,
+    ciphertext  BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    updated_by  TEXT NOT NULL,
+    PRIMARY KEY (name, environment)
+);
+CREATE TABLE audit (
+    seq         INTEGER PRIMARY KEY,
+    ts_ns       INTEGER NOT NULL,
+    actor_id    TEXT NOT NULL,
+    actor_kind  TEXT NOT NULL,
+    owner       TEXT,
+    token_id    TEXT,
+    action      TEXT NOT NULL,
+    resource    TEXT,
+    environment TEXT,
+    decision    TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL
+);
+CREATE INDEX audit_by_time ON audit(ts_ns);
+-- The head is kept apart from the rows so that cutting records off the end is detectable.
+CREATE TABLE audit_head (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+-- Append-only against mistakes; tampering on purpose is what the hash chain is for.
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+"#];
+
+/// The SQLite backend.
+pub struct SqliteStore {
+    // A std Mutex: rusqlite calls are synchronous and no await happens while it is held.
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn ns(t: OffsetDateTime) -> i64 {
+    // i64 nanoseconds reach the year 2262; clamp rather than wrap if a caller passes a later date.
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+fn from_ns(v: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {v}: {e}")))
+}
+
+fn corrupt<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn envs_to_json(envs: &[EnvName]) -> String {
+    serde_json::to_string(envs).unwrap_or_else(|_| "[]".into())
+}
+
+fn envs_from_json(s: &str) -> Result<Vec<EnvName>, StoreError> {
+    serde_json::from_str(s).map_err(corrupt("environments"))
+}
+
+impl SqliteStore {
+    /// Opens the store at `path`, creating it (mode 0600) and migrating it as needed.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let open_err = |message: String| StoreError::Open {
+            path: path.display().to_string(),
+            message,
+        };
+        let existed = path.exists();
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string()))?;
+        #[cfg(unix)]
+        if !existed {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| open_err(e.to_string()))?;
+        }
+        let _ = existed;
+        Self::configure(conn, path.to_path_buf())
+    }
+
+    /// An in-memory store, for tests and benchmarks.
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        Self::configure(conn, PathBuf::from(":memory:"))
+    }
+
+    fn configure(mut conn: Connection, path: PathBuf) -> Result<SqliteStore, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        // FULL: a record the caller was told is written survives power loss, not just a crash.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as u32;
+        if version > supported {
+            return Err(StoreError::NewerSchema {
+                found: version,
+                supported,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as u32 + 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave the connection half-written: every write
+        // is a transaction that rolls back on drop. So a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        // IMMEDIATE takes the write lock up front, so two processes appending audit records
+        // serialise on the chain head instead of failing on upgrade.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+fn append_in(tx: &Transaction<'_>, event: AuditEvent) -> Result<AuditRecord, StoreError> {
+    let head: Option<(u64, String)> = tx
+        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let (seq, prev) = head.unwrap_or((0, GENESIS.to_string()));
+    let rec = AuditRecord::seal(seq + 1, &prev, event);
+    let e = &rec.event;
+    tx.execute(
+        "INSERT INTO audit (seq, ts_ns, actor_id, actor_kind, owner, token_id, action, resource, environment, decision, reason, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            rec.seq,
+            ns(e.time),
+            e.actor.id,
+            e.actor.kind.as_str(),
+            e.actor.owner,
+            e.actor.token_id,
+            e.action,
+            e.resource,
+            e.environment,
+            e.decision.as_str(),
+            e.reason,
+            rec.prev_hash,
+            rec.hash
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        params![rec.seq, rec.hash],
+    )?;
+    Ok(rec)
+}
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<Result<AuditRecord, String>> {
+    let seq: u64 = r.get(0)?;
+    let ts: i64 = r.get(1)?;
+    let kind: String = r.get(3)?;
+    let decision: String = r.get(9)?;
+    let build = || -> Result<AuditRecord, String> {
+        Ok(AuditRecord {
+            seq,
+            event: AuditEvent {
+                time: OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts))
+                    .map_err(|e| e.to_string())?,
+                actor: Actor {
+                    id: r.get(2).map_err(|e| e.to_string())?,
+                    kind: kind
+                        .parse()
+                        .map_err(|e: airlock_core::ParseKindError| e.to_string())?,
+                    owner: r.get(4).map_err(|e| e.to_string())?,
+                    token_id: r.get(5).map_err(|e| e.to_string())?,
+                },
+                action: r.get(6).map_err(|e| e.to_string())?,
+                resource: r.get(7).map_err(|e| e.to_string())?,
+                environment: r.get(8).map_err(|e| e.to_string())?,
+                decision: decision.parse::<Outcome>()?,
+                reason: r.get(10).map_err(|e| e.to_string())?,
+            },
+            prev_hash: r.get(11).map_err(|e| e.to_string())?,
+            hash: r.get(12).map_err(|e| e.to_string())?,
+        })
+    };
+    Ok(build().map_err(|e| format!("record {seq}: {e}")))
+}
+
+const AUDIT_COLS: &str =
+    "seq, ts_ns, actor_id, actor_kind, owner, token_id, action, resource, environment, decision, reason, prev_hash, hash";
+
+const IDENTITY_COLS: &str =
+    "name, kind, owner, purpose, review_by, agent_accessible, environments, enabled, created_at, created_by, disabled_at";
+
+fn identity_row(r: &Row<'_>) -> rusqlite::Result<(Vec<String>, i64, Option<i64>, bool, bool)> {
+    Ok((
+        vec![
+            r.get(0)?,
+            r.get(1)?,
+            r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+            r.get(6)?,
+            r.get(9)?,
+        ],
+        r.get(8)?,
+        r.get(10)?,
+        r.get(5)?,
+        r.get(7)?,
+    ))
+}
+
+fn identity_from(raw: (Vec<String>, i64, Option<i64>, bool, bool)) -> Result<Identity, StoreError> {
+    let (s, created, disabled, agent_accessible, enabled) = raw;
+    let opt = |v: &String| if v.is_empty() { None } else { Some(v.clone()) };
+    let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
+    Ok(Identity {
+        name: Name::new(&s[0]).map_err(corrupt("identity name"))?,
+        kind: s[1]
+            .parse::<IdentityKind>()
+            .map_err(corrupt("identity kind"))?,
+        owner: opt(&s[2])
+            .map(|o| Name::new(&o))
+            .transpose()
+            .map_err(corrupt("owner"))?,
+        purpose: opt(&s[3]),
+        review_by: opt(&s[4])
+            .map(|d| Date::parse(&d, date_fmt))
+            .transpose()
+            .map_err(corrupt("review date"))?,
+        agent_accessible,
+        environments: envs_from_json(&s[5])?,
+        enabled,
+        created_at: from_ns(created)?,
+        created_by: s[6].clone(),
+        disabled_at: disabled.map(from_ns).transpose()?,
+    })
+}
+
+const TOKEN_COLS: &str =
+    "id, hash, identity, environments, allow, resource_scope, issued_at, expires_at, issuer, revoked_at, revoke_reason";
+
+type RawToken = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+);
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<RawToken> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
+fn token_from(t: RawToken) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id: t.0,
+        hash: t.1,
+        identity: Name::new(&t.2).map_err(corrupt("token identity"))?,
+        environments: envs_from_json(&t.3)?,
+        allow: OpClassSet::parse_list(&t.4).map_err(corrupt("token allowlist"))?,
+        resource_scope: t.5,
+        issued_at: from_ns(t.6)?,
+        expires_at: from_ns(t.7)?,
+        issuer: t.8,
+        revoked_at: t.9.map(from_ns).transpose()?,
+        revoke_reason: t.10,
+    })
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+impl Store for SqliteStore {
+    fn insert_identity(&self, i: &Identity, audit: AuditEvent) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
+            let review = i.review_by.map(|d| d.format(date_fmt)).transpose().map_err(corrupt("review date"))?;
+            tx.execute(
+                &format!("INSERT INTO identities ({IDENTITY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![
+                    i.name.as_str(),
+                    i.kind.as_str(),
+                    i.owner.as_ref().map(Name::as_str),
+                    i.purpose,
+                    review,
+                    i.agent_accessible,
+                    envs_to_json(&i.environments),
+                    i.enabled,
+                    ns(i.created_at),
+                    i.created_by,
+                    i.disabled_at.map(ns),
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("identity `{}`", i.name))
+                } else {
+                    e.into()
+                }
+            })?;
+            append_in(tx, audit)?;
+            Ok(())
+        })
+    }
+
+    fn identity(&self, name: &Name) -> Result<Option<Identity>, StoreError> {
+        let conn = self.lock();
+        let raw = conn
+            .query_row(
+                &format!("SELECT {IDENTITY_COLS} FROM identities WHERE name = ?1"),
+                [name.as_str()],
+                identity_row,
+            )
+            .optional()?;
+        raw.map(identity_from).transpose()
+    }
+
+    fn identities(&self) -> Result<Vec<Identity>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {IDENTITY_COLS} FROM identities ORDER BY name"
+        ))?;
+        let rows = stmt.query_map([], identity_row)?;
+        rows.map(|r| identity_from(r?)).collect()
+    }
+
+    fn disable_identity(
+        &self,
+        name: &Name,
+        at: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE identities SET enabled = 0, disabled_at = ?2 WHERE name = ?1",
+                params![name.as_str(), ns(at)],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("identity `{name}`")));
+            }
+            let revoked = tx.execute(
+                "UPDATE tokens SET revoked_at = ?2, revoke_reason = 'identity disabled'
+                 WHERE identity = ?1 AND revoked_at IS NULL",
+                params![name.as_str(), ns(at)],
+            )?;
+            append_in(tx, audit)?;
+            Ok(revoked as u64)
+        })
+    }
+
+    fn insert_token(&self, t: &TokenRecord, audit: AuditEvent) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                &format!("INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![
+                    t.id,
+                    t.hash,
+                    t.identity.as_str(),
+                    envs_to_json(&t.environments),
+                    t.allow.to_string(),
+                    t.resource_scope,
+                    ns(t.issued_at),
+                    ns(t.expires_at),
+                    t.issuer,
+                    t.revoked_at.map(ns),
+                    t.revoke_reason,
+                ],
+            )?;
+            append_in(tx, audit)?;
+            Ok(())
+        })
+    }
+
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = ?1"))?;
+        let raw = stmt.query_row([hash], token_row).optional()?;
+        raw.map(token_from).transpose()
+    }
+
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let conn = self.lock();
+        let raw = conn
+            .query_row(
+                &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
+                [id],
+                token_row,
+            )
+            .optional()?;
+        raw.map(token_from).transpose()
+    }
+
+    fn tokens(&self, identity: Option<&Name>) -> Result<Vec<TokenRecord>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {TOKEN_COLS} FROM tokens WHERE ?1 IS NULL OR identity = ?1 ORDER BY issued_at DESC, id"
+        ))?;
+        let rows = stmt.query_map([identity.map(Name::as_str)], token_row)?;
+        rows.map(|r| token_from(r?)).collect()
+    }
+
+    fn revoke_token(
+        &self,
+        id: &str,
+        at: OffsetDateTime,
+        reason: &str,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let exists: Option<Option<i64>> = tx
+                .query_row("SELECT revoked_at FROM tokens WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match exists {
+                None => Err(StoreError::NotFound(format!("token `{id}`"))),
+                Some(Some(_)) => Ok(false),
+                Some(None) => {
+                    tx.execute(
+                        "UPDATE tokens SET revoked_at = ?2, revoke_reason = ?3 WHERE id = ?1",
+                        params![id, ns(at), reason],
+                    )?;
+                    append_in(tx, audit)?;
+                    Ok(true)
+                }
+            }
+        })
+    }
+
+    fn put_secret(&self, s: &SecretRecord, audit: AuditEvent) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO secrets (name, environment, key_id, nonce, ciphertext, created_at, updated_at, updated_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (name, environment) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
+                   ciphertext = excluded.ciphertext, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                params![
+                    s.name,
+                    s.environment.as_str(),
+                    s.key_id,
+                    s.nonce,
+                    s.ciphertext,
+                    ns(s.created_at),
+                    ns(s.updated_at),
+                    s.updated_by
+                ],
+            )?;
+            append_in(tx, audit)?;
+            Ok(())
+        })
+    }
+
+    fn secret(&self, name: &str, environment: &str) -> Result<Option<SecretRecord>, StoreError> {
+        let conn = self.lock();
+        let raw = conn
+            .query_row(
+                "SELECT name, environment, key_id, nonce, ciphertext, created_at, updated_at, updated_by
+                 FROM secrets WHERE name = ?1 AND environment = ?2",
+                [name, environment],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, String>(7)?,
+                    ))
+                },
+            )
+            .optional()?;
+        raw.map(|r| {
+            Ok(SecretRecord {
+                name: r.0,
+                environment: EnvName::new(&r.1).map_err(corrupt("secret environment"))?,
+                key_id: r.2,
+                nonce: r.3,
+                ciphertext: r.4,
+                created_at: from_ns(r.5)?,
+                updated_at: from_ns(r.6)?,
+                updated_by: r.7,
+            })
+        })
+        .transpose()
+    }
+
+    fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT name, environment, key_id, created_at, updated_at, updated_by FROM secrets ORDER BY name, environment",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let r = r?;
+            Ok(SecretInfo {
+                name: r.0,
+                environment: EnvName::new(&r.1).map_err(corrupt("secret environment"))?,
+                key_id: r.2,
+                created_at: from_ns(r.3)?,
+                updated_at: from_ns(r.4)?,
+                updated_by: r.5,
+            })
+        })
+        .collect()
+    }
+
+    fn append_audit(&self, event: AuditEvent) -> Result<AuditRecord, StoreError> {
+        self.write(|tx| append_in(tx, event))
+    }
+
+    fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let conn = self.lock();
+        // Newest first with a limit, then reversed, so `--limit 20` shows the last 20 in order.
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {AUDIT_COLS} FROM audit
+             WHERE (?1 IS NULL OR actor_kind = ?1) AND (?2 IS NULL OR actor_id = ?2)
+               AND (?3 IS NULL OR decision = ?3) AND (?4 IS NULL OR ts_ns >= ?4) AND (?5 IS NULL OR ts_ns < ?5)
+             ORDER BY seq DESC LIMIT ?6"
+        ))?;
+        let limit = f.limit.map(|l| l as i64).unwrap_or(-1);
+        let rows = stmt.query_map(
+            params![
+                f.actor_kind.map(|k| k.as_str()),
+                f.actor_id,
+                f.decision.map(|d| d.as_str()),
+                f.since.map(ns),
+                f.until.map(ns),
+                limit
+            ],
+            audit_row,
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r?.map_err(StoreError::Corrupt)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn verify_audit(&self) -> Result<Result<u64, ChainError>, StoreError> {
+        let conn = self.lock();
+        let head: Option<(u64, String)> = conn
+            .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        // Storage order is rowid order, which is `seq` (an INTEGER PRIMARY KEY is the rowid).
+        let mut stmt = conn.prepare(&format!("SELECT {AUDIT_COLS} FROM audit ORDER BY seq"))?;
+        let mut rows = stmt.query([])?;
+        let mut records = Vec::new();
+        while let Some(row) = rows.next()? {
+            match audit_row(row)? {
+                Ok(r) => records.push(r),
+                // A row that no longer decodes (a kind or decision edited to nonsense) was edited.
+                Err(_) => {
+                    let seq: u64 = row.get(0)?;
+                    let checked = verify_chain(records, None);
+                    return Ok(checked.and(Err(ChainError::Edited { seq })));
+                }
+            }
+        }
+        Ok(verify_chain(
+            records,
+            head.as_ref().map(|(s, h)| (*s, h.as_str())),
+        ))
+    }
+
+    fn change_marker(&self) -> Result<u64, StoreError> {
+        let conn = self.lock();
+        Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(action: &str) -> AuditEvent {
+        AuditEvent {
+            time: OffsetDateTime::now_utc(),
+            actor: Actor::local_operator(),
+            action: action.into(),
+            resource: None,
+            environment: None,
+            decision: Outcome::Allow,
+            reason: "test".into(),
+        }
+    }
+
+    fn human(name: &str) -> Identity {
+        Identity {
+            name: Name::new(name).unwrap(),
+            kind: IdentityKind::Human,
+            owner: None,
+            purpose: None,
+            review_by: None,
+            agent_accessible: false,
+            environments: vec![],
+            enabled: true,
+            created_at: OffsetDateTime::now_utc(),
+            created_by: "test".into(),
+            disabled_at: None,
+        }
+    }
+
+    #[test]
+    fn every_mutation_leaves_exactly_one_chained_audit_record() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.insert_identity(&human("alice"), ev("identity.add"))
+            .unwrap();
+        assert!(matches!(
+            s.insert_identity(&human("alice"), ev("identity.add")),
+            Err(StoreError::Conflict(_))
+        ));
+        s.disable_identity(
+            &Name::new("alice").unwrap(),
+            OffsetDateTime::now_utc(),
+            ev("identity.disable"),
+        )
+        .unwrap();
+        let all = s.audit(&AuditFilter::default()).unwrap();
+        assert_eq!(
+            all.iter()
+                .map(|r| r.event.action.as_str())
+                .collect::<Vec<_>>(),
+            ["identity.add", "identity.disable"]
+        );
+        assert_eq!(s.verify_audit().unwrap(), Ok(2));
+    }
+
+    #[test]
+    fn a_store_from_a_newer_airlock_is_refused_not_downgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        drop(SqliteStore::open(&p).unwrap());
+        let c = Connection::open(&p).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        assert!(matches!(
+            SqliteStore::open(&p),
+            Err(StoreError::NewerSchema { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn the_store_file_is_private_to_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        drop(SqliteStore::open(&p).unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o077,
+                0
+            );
+        }
+    }
+
+    #[test]
+    fn audit_listing_filters_and_keeps_the_newest_within_a_limit() {
+        let s = SqliteStore::in_memory().unwrap();
+        for i in 0..5 {
+            let mut e = ev(&format!("a{i}"));
+            e.decision = if i % 2 == 0 {
+                Outcome::Allow
+            } else {
+                Outcome::Deny
+            };
+            s.append_audit(e).unwrap();
+        }
+        let denies = s
+            .audit(&AuditFilter {
+                decision: Some(Outcome::Deny),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(denies.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 4]);
+        let last2 = s
+            .audit(&AuditFilter {
+                limit: Some(2),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(last2.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 5]);
+    }
+}
