@@ -31,9 +31,10 @@ pub struct Actor {
 impl Actor {
     /// The operator running the CLI on this machine, a human.
     pub fn local_operator() -> Actor {
-        let user = std::env::var("AIRLOCK_ACTOR")
-            .or_else(|_| std::env::var("USER"))
-            .unwrap_or_else(|_| "unknown".into());
+        let user = ["AIRLOCK_ACTOR", "USER", "LOGNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "operator".into());
         Actor {
             id: format!("local:{user}"),
             kind: IdentityKind::Human,

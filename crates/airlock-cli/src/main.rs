@@ -1,1 +1,76 @@
-fn main() {}
+//! `airlock`: the credential authority's command line.
+//!
+//! Exit codes (documented in the README):
+//! 0 success; 1 a check failed (token refused, audit chain broken); 2 bad input or a refused
+//! request; 3 not found; 4 environment failure (store, key file, I/O).
+
+mod cmd;
+mod context;
+mod exit;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Airlock: scoped, short-lived credentials for AI agents, decided and audited at every call.
+#[derive(Parser, Debug)]
+#[command(name = "airlock", version, about, long_about = None)]
+struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "AIRLOCK_CONFIG",
+        default_value = "airlock.toml"
+    )]
+    config: PathBuf,
+
+    /// Print results (and errors, on stderr) as JSON for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a commented airlock.toml, a 0600 master key file, and create the store.
+    Init(cmd::init::InitArgs),
+    /// Add, list, show and disable (offboard) identities.
+    #[command(subcommand)]
+    Identity(cmd::identity::IdentityCmd),
+    /// Issue, list, show, verify and revoke tokens.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCmd),
+    /// Seal upstream secrets; list them (values are never shown).
+    #[command(subcommand)]
+    Secret(cmd::secret::SecretCmd),
+    /// List and verify the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let out = output::Output::new(cli.json);
+    let result = match cli.command {
+        Command::Init(a) => cmd::init::run(&cli.config, a, &out),
+        Command::Identity(c) => cmd::identity::run(&cli.config, c, &out),
+        Command::Token(c) => cmd::token::run(&cli.config, c, &out),
+        Command::Secret(c) => cmd::secret::run(&cli.config, c, &out),
+        Command::Audit(c) => cmd::audit::run(&cli.config, c, &out),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => exit::report(&e, cli.json),
+    }
+}

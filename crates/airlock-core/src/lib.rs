@@ -14,6 +14,34 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use name::{EnvName, IdentityKind, InvalidName, Name, ParseKindError};
 pub use secret::Secret;
 
+/// Formats an instant for people and audit text: RFC 3339 to the second, UTC.
+pub fn fmt_time(t: time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(f)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// Formats a lifetime compactly: `45m`, `1h`, `25h`, `1h30m`, `7d`.
+pub fn fmt_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s % 86_400 == 0 && s >= 86_400 * 2 {
+        return format!("{}d", s / 86_400);
+    }
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.is_empty() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
+
 /// The outcome of one decision, recorded in every audit record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -106,6 +106,15 @@ impl IdentityKind {
         }
     }
 
+    /// The kind with its indefinite article, for sentences: `an agent`, `a human`.
+    pub fn with_article(self) -> &'static str {
+        match self {
+            IdentityKind::Human => "a human",
+            IdentityKind::Agent => "an agent",
+            IdentityKind::Service => "a service",
+        }
+    }
+
     /// Whether identities of this kind need an owner, a purpose and a review date.
     pub fn needs_owner(self) -> bool {
         !matches!(self, IdentityKind::Human)

@@ -1,0 +1,511 @@
+//! The credential authority.
+//!
+//! It replaces the incident's never-expiring, valid-everywhere admin token with credentials that
+//! say who they are for, what they may do, where, and until when:
+//! - identities (human, agent, service) where every agent and service has a human owner and a purpose;
+//! - short-lived tokens bound to environments and an operation-class allowlist, stored only as hashes,
+//!   verified in microseconds through a cache that revocation empties at once;
+//! - sealed upstream secrets that agents never see.
+//!
+//! Every change and every refusal is written to the audit chain in the same transaction.
+
+mod error;
+mod verify;
+
+pub use error::{IdentityError, IssueError, RevokeError, SecretError, VerifyError};
+pub use verify::Claims;
+
+use airlock_audit::{Actor, AuditEvent};
+use airlock_config::Config;
+use airlock_core::{Clock, EnvName, IdentityKind, Name, OpClassSet, Outcome, Secret};
+use airlock_seal::MasterKey;
+use airlock_store::{Identity, SecretInfo, SecretRecord, Store, StoreError, TokenRecord};
+use airlock_token::Token;
+use std::sync::Arc;
+use std::time::Duration;
+use time::{Date, OffsetDateTime};
+
+/// How long an agent or service may go without review when no date is given.
+pub const DEFAULT_REVIEW_PERIOD: time::Duration = time::Duration::days(90);
+
+/// What is needed to add an identity.
+#[derive(Debug, Clone)]
+pub struct NewIdentity {
+    /// Unique name.
+    pub name: Name,
+    /// Human, agent or service.
+    pub kind: IdentityKind,
+    /// Required for agents and services: an existing, enabled human.
+    pub owner: Option<Name>,
+    /// Required for agents and services.
+    pub purpose: Option<String>,
+    /// Defaults to 90 days from now for agents and services.
+    pub review_by: Option<Date>,
+    /// Whether AI agents can read this identity's credentials.
+    pub agent_accessible: bool,
+    /// Environments it may hold tokens for; empty means any.
+    pub environments: Vec<EnvName>,
+}
+
+/// What is needed to issue a token.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// Whose token.
+    pub identity: Name,
+    /// The environments it is valid for (at least one).
+    pub environments: Vec<EnvName>,
+    /// The operation classes it may perform (at least one).
+    pub allow: OpClassSet,
+    /// Lifetime; defaults from configuration by identity kind.
+    pub ttl: Option<Duration>,
+    /// Optional resource pattern narrowing what it may touch.
+    pub resource_scope: Option<String>,
+}
+
+/// A freshly issued token: the string (shown once) and its stored record.
+#[derive(Debug)]
+pub struct Issued {
+    /// The token; print it once and drop it.
+    pub token: Token,
+    /// What the store keeps.
+    pub record: TokenRecord,
+}
+
+/// The credential authority over one store.
+pub struct Authority {
+    store: Arc<dyn Store>,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    cache: verify::Cache,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority").finish_non_exhaustive()
+    }
+}
+
+fn event(actor: &Actor, now: OffsetDateTime, action: &str) -> AuditEvent {
+    AuditEvent {
+        time: now,
+        actor: actor.clone(),
+        action: action.to_string(),
+        resource: None,
+        environment: None,
+        decision: Outcome::Allow,
+        reason: String::new(),
+    }
+}
+
+fn new_token_id() -> Result<String, IssueError> {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).map_err(|_| IssueError::Random)?;
+    Ok(format!("tok_{}", hex::encode(b)))
+}
+
+impl Authority {
+    /// An authority over `store`, with limits and environments from `config`.
+    pub fn new(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Authority {
+        Authority {
+            store,
+            config,
+            clock,
+            cache: verify::Cache::default(),
+        }
+    }
+
+    /// The store, for read-only listings.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current time by this authority's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    fn check_envs(&self, envs: &[EnvName]) -> Result<(), EnvName> {
+        match envs.iter().find(|e| self.config.environment(e).is_none()) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a refusal; if even that fails the refusal still stands, and the log says so.
+    fn audit_refusal(&self, mut e: AuditEvent, reason: &str) {
+        e.decision = Outcome::Deny;
+        e.reason = reason.to_string();
+        if let Err(err) = self.store.append_audit(e) {
+            tracing::error!(error = %err, "could not write the audit record of a refusal");
+        }
+    }
+
+    /// Adds an identity after checking the ownership rules.
+    pub fn add_identity(&self, actor: &Actor, new: NewIdentity) -> Result<Identity, IdentityError> {
+        let now = self.clock.now();
+        let mut ev = event(actor, now, "identity.add");
+        ev.resource = Some(new.name.to_string());
+        match self.validate_identity(&new, now) {
+            Ok(review_by) => {
+                let identity = Identity {
+                    name: new.name,
+                    kind: new.kind,
+                    owner: new.owner,
+                    purpose: new.purpose.map(|p| p.trim().to_string()),
+                    review_by,
+                    agent_accessible: new.agent_accessible,
+                    environments: new.environments,
+                    enabled: true,
+                    created_at: now,
+                    created_by: actor.id.clone(),
+                    disabled_at: None,
+                };
+                ev.reason = match &identity.owner {
+                    Some(o) => format!(
+                        "{} `{}` added, owned by `{o}`",
+                        identity.kind, identity.name
+                    ),
+                    None => format!("{} `{}` added", identity.kind, identity.name),
+                };
+                self.store
+                    .insert_identity(&identity, ev)
+                    .map_err(|e| match e {
+                        StoreError::Conflict(_) => IdentityError::Exists(identity.name.clone()),
+                        other => IdentityError::Store(other),
+                    })?;
+                Ok(identity)
+            }
+            Err(e) => {
+                if !matches!(e, IdentityError::Store(_)) {
+                    self.audit_refusal(ev, &e.to_string());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn validate_identity(
+        &self,
+        new: &NewIdentity,
+        now: OffsetDateTime,
+    ) -> Result<Option<Date>, IdentityError> {
+        if let Err(env) = self.check_envs(&new.environments) {
+            return Err(IdentityError::UnknownEnvironment {
+                env,
+                known: self.config.environment_names(),
+            });
+        }
+        if !new.kind.needs_owner() {
+            if new.owner.is_some() {
+                return Err(IdentityError::HumanWithOwner);
+            }
+            return Ok(new.review_by);
+        }
+        let Some(owner) = &new.owner else {
+            return Err(IdentityError::MissingOwner(new.kind));
+        };
+        if new.purpose.as_deref().is_none_or(|p| p.trim().is_empty()) {
+            return Err(IdentityError::MissingPurpose(new.kind));
+        }
+        match self.store.identity(owner)? {
+            None => return Err(IdentityError::OwnerNotFound(owner.clone())),
+            Some(o) if o.kind != IdentityKind::Human => {
+                return Err(IdentityError::OwnerNotHuman(owner.clone(), o.kind))
+            }
+            Some(o) if !o.enabled => return Err(IdentityError::OwnerDisabled(owner.clone())),
+            Some(_) => {}
+        }
+        let review_by = new
+            .review_by
+            .unwrap_or((now + DEFAULT_REVIEW_PERIOD).date());
+        if review_by < now.date() {
+            return Err(IdentityError::ReviewDateInPast(review_by));
+        }
+        Ok(Some(review_by))
+    }
+
+    /// Disables (offboards) an identity and revokes every token it holds, in one transaction.
+    /// Returns how many tokens were revoked and which enabled identities it owned.
+    pub fn disable_identity(
+        &self,
+        actor: &Actor,
+        name: &Name,
+        reason: &str,
+    ) -> Result<(u64, Vec<Name>), IdentityError> {
+        let now = self.clock.now();
+        let mut ev = event(actor, now, "identity.disable");
+        ev.resource = Some(name.to_string());
+        let Some(identity) = self.store.identity(name)? else {
+            let e = IdentityError::NotFound(name.clone());
+            self.audit_refusal(ev, &e.to_string());
+            return Err(e);
+        };
+        if !identity.enabled {
+            return Err(IdentityError::AlreadyDisabled(name.clone()));
+        }
+        ev.reason = if reason.is_empty() {
+            "identity disabled; all its tokens revoked".to_string()
+        } else {
+            format!("identity disabled ({reason}); all its tokens revoked")
+        };
+        let revoked = self.store.disable_identity(name, now, ev)?;
+        self.cache.invalidate();
+        let orphaned = self
+            .store
+            .identities()?
+            .into_iter()
+            .filter(|i| i.enabled && i.owner.as_ref() == Some(name))
+            .map(|i| i.name)
+            .collect();
+        Ok((revoked, orphaned))
+    }
+
+    /// Issues a token, enforcing identity state, environments and lifetime caps.
+    pub fn issue(&self, actor: &Actor, req: IssueRequest) -> Result<Issued, IssueError> {
+        let now = self.clock.now();
+        let mut ev = event(actor, now, "token.issue");
+        ev.resource = Some(req.identity.to_string());
+        ev.environment = Some(
+            req.environments
+                .iter()
+                .map(EnvName::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        match self.prepare_issue(&req, now) {
+            Ok((mut record, token)) => {
+                record.issuer = actor.id.clone();
+                ev.reason = format!(
+                    "issued {} for `{}`: {} in {}, expires {}",
+                    record.id,
+                    record.identity,
+                    record.allow,
+                    ev.environment.as_deref().unwrap_or(""),
+                    airlock_core::fmt_time(record.expires_at)
+                );
+                ev.actor.token_id = actor.token_id.clone();
+                ev.resource = Some(format!("{} ({})", record.identity, record.id));
+                self.store.insert_token(&record, ev)?;
+                Ok(Issued { token, record })
+            }
+            Err(e) => {
+                if !matches!(e, IssueError::Store(_)) {
+                    self.audit_refusal(ev, &e.to_string());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn prepare_issue(
+        &self,
+        req: &IssueRequest,
+        now: OffsetDateTime,
+    ) -> Result<(TokenRecord, Token), IssueError> {
+        let identity = self
+            .store
+            .identity(&req.identity)?
+            .ok_or_else(|| IssueError::UnknownIdentity(req.identity.clone()))?;
+        if !identity.enabled {
+            return Err(IssueError::IdentityDisabled(identity.name));
+        }
+        if let Some(owner) = &identity.owner {
+            let owner_ok = self.store.identity(owner)?.is_some_and(|o| o.enabled);
+            if !owner_ok {
+                return Err(IssueError::OwnerDisabled {
+                    identity: identity.name,
+                    owner: owner.clone(),
+                });
+            }
+        }
+        if req.environments.is_empty() {
+            return Err(IssueError::NoEnvironment {
+                known: self.config.environment_names(),
+            });
+        }
+        if let Err(env) = self.check_envs(&req.environments) {
+            return Err(IssueError::UnknownEnvironment {
+                env,
+                known: self.config.environment_names(),
+            });
+        }
+        if !identity.environments.is_empty() {
+            if let Some(env) = req
+                .environments
+                .iter()
+                .find(|e| !identity.environments.contains(e))
+            {
+                return Err(IssueError::EnvironmentNotAllowed {
+                    identity: identity.name,
+                    env: env.clone(),
+                });
+            }
+        }
+        if req.allow.is_empty() {
+            return Err(IssueError::EmptyAllowlist);
+        }
+        let limits = &self.config.tokens;
+        let (default, max) = match identity.kind {
+            IdentityKind::Human => (limits.human_default_ttl, limits.human_max_ttl),
+            IdentityKind::Agent | IdentityKind::Service => {
+                (limits.agent_default_ttl, limits.agent_max_ttl)
+            }
+        };
+        let ttl = req.ttl.unwrap_or(default);
+        if ttl > max {
+            return Err(IssueError::TtlTooLong {
+                kind: identity.kind,
+                requested: airlock_core::fmt_duration(ttl),
+                max: airlock_core::fmt_duration(max),
+            });
+        }
+        if ttl.is_zero() {
+            return Err(IssueError::ZeroTtl);
+        }
+        let ttl = time::Duration::try_from(ttl).map_err(|_| IssueError::ZeroTtl)?;
+        let token = Token::generate().map_err(|_| IssueError::Random)?;
+        let record = TokenRecord {
+            id: new_token_id()?,
+            hash: token.hash().to_hex(),
+            identity: identity.name,
+            environments: req.environments.clone(),
+            allow: req.allow,
+            resource_scope: req.resource_scope.clone(),
+            issued_at: now,
+            expires_at: now + ttl,
+            issuer: String::new(),
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        Ok((record, token))
+    }
+
+    /// Revokes one token; the next verification refuses it, in this process and every other.
+    pub fn revoke(&self, actor: &Actor, token_id: &str, reason: &str) -> Result<(), RevokeError> {
+        let now = self.clock.now();
+        let mut ev = event(actor, now, "token.revoke");
+        ev.resource = Some(token_id.to_string());
+        ev.reason = if reason.is_empty() {
+            "token revoked".into()
+        } else {
+            format!("token revoked: {reason}")
+        };
+        let reason = if reason.is_empty() { "revoked" } else { reason };
+        let changed = self
+            .store
+            .revoke_token(token_id, now, reason, ev)
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => RevokeError::NotFound(token_id.to_string()),
+                other => RevokeError::Store(other),
+            })?;
+        // Invalidate after the commit: a verification racing with us either read the store before
+        // the commit (and its cache insert is discarded by the generation bump) or after it.
+        self.cache.invalidate();
+        if changed {
+            Ok(())
+        } else {
+            Err(RevokeError::AlreadyRevoked(token_id.to_string()))
+        }
+    }
+
+    /// Seals and stores an upstream secret. The value is read once and never returned.
+    pub fn set_secret(
+        &self,
+        actor: &Actor,
+        key: &MasterKey,
+        name: &str,
+        env: &EnvName,
+        value: &Secret<Vec<u8>>,
+    ) -> Result<SecretInfo, SecretError> {
+        let now = self.clock.now();
+        let mut ev = event(actor, now, "secret.set");
+        ev.resource = Some(name.to_string());
+        ev.environment = Some(env.to_string());
+        let checked = (|| {
+            Name::new(name).map_err(|_| SecretError::InvalidName(name.to_string()))?;
+            if self.config.environment(env).is_none() {
+                return Err(SecretError::UnknownEnvironment {
+                    env: env.clone(),
+                    known: self.config.environment_names(),
+                });
+            }
+            if value.expose().is_empty() {
+                return Err(SecretError::Empty);
+            }
+            Ok(())
+        })();
+        if let Err(e) = checked {
+            self.audit_refusal(ev, &e.to_string());
+            return Err(e);
+        }
+        let sealed = key
+            .seal(&airlock_seal::context(name, env.as_str()), value.expose())
+            .map_err(SecretError::Seal)?;
+        let created_at = self
+            .store
+            .secret(name, env.as_str())?
+            .map(|s| s.created_at)
+            .unwrap_or(now);
+        let record = SecretRecord {
+            name: name.to_string(),
+            environment: env.clone(),
+            key_id: key.id(),
+            nonce: sealed.nonce.to_vec(),
+            ciphertext: sealed.ciphertext,
+            created_at,
+            updated_by: actor.id.clone(),
+            updated_at: now,
+        };
+        ev.reason = format!(
+            "secret `{name}` sealed for {env} with key {}",
+            record.key_id
+        );
+        self.store.put_secret(&record, ev)?;
+        Ok(SecretInfo {
+            name: record.name,
+            environment: record.environment,
+            key_id: record.key_id,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            updated_by: record.updated_by,
+        })
+    }
+
+    /// Opens a sealed secret for injection at the gateway. Never print the result.
+    pub fn open_secret(
+        &self,
+        key: &MasterKey,
+        name: &str,
+        env: &EnvName,
+    ) -> Result<Secret<Vec<u8>>, SecretError> {
+        let rec = self
+            .store
+            .secret(name, env.as_str())?
+            .ok_or_else(|| SecretError::NotFound {
+                name: name.to_string(),
+                env: env.clone(),
+            })?;
+        if rec.key_id != key.id() {
+            return Err(SecretError::WrongKey {
+                sealed_with: rec.key_id,
+                current: key.id(),
+            });
+        }
+        let nonce: [u8; 24] = rec
+            .nonce
+            .as_slice()
+            .try_into()
+            .map_err(|_| SecretError::Seal(airlock_seal::SealError::Open))?;
+        let sealed = airlock_seal::Sealed {
+            nonce,
+            ciphertext: rec.ciphertext,
+        };
+        key.open(&airlock_seal::context(name, env.as_str()), &sealed)
+            .map_err(SecretError::Seal)
+    }
+}

@@ -1,0 +1,208 @@
+//! `airlock identity add|list|show|disable`.
+
+use crate::context::Ctx;
+use crate::exit::fail;
+use crate::output::{when, Output};
+use airlock_audit::Actor;
+use airlock_authority::{IdentityError, NewIdentity};
+use airlock_core::{EnvName, IdentityKind, Name};
+use clap::Subcommand;
+use std::path::Path;
+use std::process::ExitCode;
+use time::Date;
+
+/// Identity subcommands.
+#[derive(Subcommand, Debug)]
+pub enum IdentityCmd {
+    /// Add a human, agent or service. Agents and services need --owner and --purpose.
+    Add {
+        /// Unique name (a-z, 0-9, `-`, `_`, `.`).
+        name: Name,
+        /// human, agent or service.
+        #[arg(long)]
+        kind: IdentityKind,
+        /// The enabled human who answers for an agent or service.
+        #[arg(long)]
+        owner: Option<Name>,
+        /// What the agent or service is for.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// When it must be reviewed (YYYY-MM-DD); agents and services default to 90 days.
+        #[arg(long, value_parser = parse_date)]
+        review_by: Option<Date>,
+        /// Mark that AI agents can read this identity's credentials.
+        #[arg(long)]
+        agent_accessible: bool,
+        /// Restrict to an environment (repeat for several); default: any configured.
+        #[arg(long = "env")]
+        environments: Vec<EnvName>,
+    },
+    /// List identities.
+    List,
+    /// Show one identity and its tokens.
+    Show {
+        /// The identity.
+        name: Name,
+    },
+    /// Disable (offboard) an identity and revoke all its tokens in one step.
+    Disable {
+        /// The identity.
+        name: Name,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| format!("invalid date `{s}`, expected YYYY-MM-DD"))
+}
+
+/// Runs an identity subcommand.
+pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(config)?;
+    let auth = &ctx.authority;
+    let actor = Actor::local_operator();
+    match cmd {
+        IdentityCmd::Add {
+            name,
+            kind,
+            owner,
+            purpose,
+            review_by,
+            agent_accessible,
+            environments,
+        } => {
+            let i = auth.add_identity(
+                &actor,
+                NewIdentity {
+                    name,
+                    kind,
+                    owner,
+                    purpose,
+                    review_by,
+                    agent_accessible,
+                    environments,
+                },
+            )?;
+            if out.json() {
+                out.value(&i)?;
+            } else {
+                match (&i.owner, i.review_by) {
+                    (Some(o), Some(r)) => {
+                        println!("added {} `{}` (owner {o}, review by {r})", i.kind, i.name)
+                    }
+                    _ => println!("added {} `{}`", i.kind, i.name),
+                }
+            }
+        }
+        IdentityCmd::List => {
+            let all = auth.store().identities()?;
+            if out.json() {
+                out.lines(&all)?;
+            } else {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|i| {
+                        vec![
+                            i.name.to_string(),
+                            i.kind.to_string(),
+                            i.owner
+                                .as_ref()
+                                .map(Name::to_string)
+                                .unwrap_or_else(|| "-".into()),
+                            if i.enabled { "enabled" } else { "disabled" }.into(),
+                            i.review_by
+                                .map(|d| d.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            i.purpose.clone().unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                out.table(
+                    &["NAME", "KIND", "OWNER", "STATUS", "REVIEW BY", "PURPOSE"],
+                    &rows,
+                )?;
+            }
+        }
+        IdentityCmd::Show { name } => {
+            let i = auth
+                .store()
+                .identity(&name)?
+                .ok_or_else(|| anyhow::Error::new(IdentityError::NotFound(name.clone())))?;
+            let tokens = auth.store().tokens(Some(&name))?;
+            if out.json() {
+                out.value(&serde_json::json!({ "identity": i, "tokens": tokens }))?;
+            } else {
+                println!("name:             {}", i.name);
+                println!("kind:             {}", i.kind);
+                println!(
+                    "owner:            {}",
+                    i.owner
+                        .as_ref()
+                        .map(Name::to_string)
+                        .unwrap_or_else(|| "-".into())
+                );
+                println!("purpose:          {}", i.purpose.as_deref().unwrap_or("-"));
+                println!(
+                    "review by:        {}",
+                    i.review_by
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+                println!("agent accessible: {}", i.agent_accessible);
+                let envs = if i.environments.is_empty() {
+                    "any".to_string()
+                } else {
+                    i.environments
+                        .iter()
+                        .map(EnvName::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                println!("environments:     {envs}");
+                println!(
+                    "status:           {}",
+                    if i.enabled { "enabled" } else { "disabled" }
+                );
+                println!(
+                    "created:          {} by {}",
+                    when(i.created_at),
+                    i.created_by
+                );
+                if let Some(d) = i.disabled_at {
+                    println!("disabled:         {}", when(d));
+                }
+                let now = auth.now();
+                let live = tokens
+                    .iter()
+                    .filter(|t| t.revoked_at.is_none() && t.expires_at > now)
+                    .count();
+                println!("tokens:           {} ({live} live)", tokens.len());
+            }
+        }
+        IdentityCmd::Disable { name, reason } => {
+            let (revoked, orphaned) = match auth.disable_identity(&actor, &name, &reason) {
+                Err(IdentityError::AlreadyDisabled(n)) => {
+                    return Err(fail(
+                        crate::exit::INVALID,
+                        format!("identity `{n}` is already disabled; nothing changed"),
+                    ))
+                }
+                other => other?,
+            };
+            if out.json() {
+                out.value(&serde_json::json!({ "disabled": name, "tokens_revoked": revoked, "orphaned": orphaned }))?;
+            } else {
+                println!("disabled `{name}`; revoked {revoked} token(s)");
+                for o in &orphaned {
+                    eprintln!(
+                        "warning: `{o}` is owned by `{name}` and now has no enabled owner; it cannot receive new tokens. Reassign or disable it with `airlock identity disable {o}`"
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

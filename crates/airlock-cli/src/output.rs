@@ -1,0 +1,93 @@
+//! Human tables and JSON for scripts, from the same values.
+
+use serde::Serialize;
+use std::io::Write;
+use time::OffsetDateTime;
+
+/// Where results go and in which form.
+pub struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// Human output unless `json`.
+    pub fn new(json: bool) -> Output {
+        Output { json }
+    }
+
+    /// Whether the caller asked for JSON.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints one value as pretty JSON.
+    pub fn value<T: Serialize>(&self, v: &T) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, v)?;
+        writeln!(out)?;
+        Ok(())
+    }
+
+    /// Prints values as JSON lines, one object per line.
+    pub fn lines<T: Serialize>(&self, items: &[T]) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        for i in items {
+            serde_json::to_writer(&mut out, i)?;
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+
+    /// Prints an aligned table.
+    pub fn table(&self, header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for r in rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        let line = |cells: Vec<&str>| -> String {
+            let n = cells.len();
+            let mut s = String::new();
+            for (i, (c, w)) in cells.into_iter().zip(&widths).enumerate() {
+                s.push_str(c);
+                if i + 1 < n {
+                    s.push_str(&" ".repeat(w.saturating_sub(c.chars().count()) + 2));
+                }
+            }
+            s
+        };
+        writeln!(out, "{}", line(header.to_vec()))?;
+        for r in rows {
+            writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+        }
+        if rows.is_empty() {
+            writeln!(out, "(none)")?;
+        }
+        Ok(())
+    }
+}
+
+/// A timestamp for humans: RFC 3339 to the second, UTC.
+pub fn when(t: OffsetDateTime) -> String {
+    airlock_core::fmt_time(t)
+}
+
+/// Parses a point in time: RFC 3339, or a duration relative to `now` (`+2h` ahead, `2h` or
+/// `-2h` ago).
+pub fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t);
+    }
+    let (ahead, rest) = match s.as_bytes().first() {
+        Some(b'+') => (true, &s[1..]),
+        Some(b'-') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let d = humantime::parse_duration(rest).map_err(|_| {
+        format!("invalid time `{s}`: expected RFC 3339 (2026-11-23T12:00:00Z) or a duration like `+2h` (ahead) or `30m` (ago)")
+    })?;
+    let d = time::Duration::try_from(d).map_err(|_| format!("time `{s}` is out of range"))?;
+    Ok(if ahead { now + d } else { now - d })
+}

@@ -1,0 +1,113 @@
+//! Runs the real `airlock` binary in a temporary directory, the way a user would.
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support: a failure here is a test failure"
+)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A temporary Airlock home: its own airlock.toml, key file and store.
+pub struct Home {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with both streams unless the run succeeded.
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics with both streams unless the run exited with `code`.
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl Home {
+    /// A fresh directory; `bin` is `env!("CARGO_BIN_EXE_airlock")` from the calling test.
+    pub fn new(bin: &str) -> Home {
+        Home {
+            dir: tempfile::tempdir().expect("create temp dir"),
+            bin: PathBuf::from(bin),
+        }
+    }
+
+    /// A fresh directory with `airlock init` already run.
+    pub fn init(bin: &str) -> Home {
+        let h = Home::new(bin);
+        h.run(&["init"]).ok();
+        h
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `airlock ARGS` with no stdin.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    /// Runs `airlock ARGS` feeding `stdin`.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("AIRLOCK_CONFIG", self.dir.path().join("airlock.toml"))
+            .env("AIRLOCK_ACTOR", "tester")
+            .env_remove("AIRLOCK_MASTER_KEY")
+            .env("AIRLOCK_LOG", "debug")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start airlock");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = child.wait_with_output().expect("wait for airlock");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
