@@ -25,7 +25,7 @@ pub fn fmt_time(t: time::OffsetDateTime) -> String {
 /// Formats a lifetime compactly: `45m`, `1h`, `25h`, `1h30m`, `7d`.
 pub fn fmt_duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 && s >= 86_400 * 2 {
+    if s.is_multiple_of(86_400) && s >= 86_400 * 2 {
         return format!("{}d", s / 86_400);
     }
     let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);

@@ -274,7 +274,10 @@ const AUDIT_COLS: &str =
 const IDENTITY_COLS: &str =
     "name, kind, owner, purpose, review_by, agent_accessible, environments, enabled, created_at, created_by, disabled_at";
 
-fn identity_row(r: &Row<'_>) -> rusqlite::Result<(Vec<String>, i64, Option<i64>, bool, bool)> {
+/// Text columns, created_at, disabled_at, agent_accessible, enabled.
+type RawIdentity = (Vec<String>, i64, Option<i64>, bool, bool);
+
+fn identity_row(r: &Row<'_>) -> rusqlite::Result<RawIdentity> {
     Ok((
         vec![
             r.get(0)?,
@@ -292,7 +295,7 @@ fn identity_row(r: &Row<'_>) -> rusqlite::Result<(Vec<String>, i64, Option<i64>,
     ))
 }
 
-fn identity_from(raw: (Vec<String>, i64, Option<i64>, bool, bool)) -> Result<Identity, StoreError> {
+fn identity_from(raw: RawIdentity) -> Result<Identity, StoreError> {
     let (s, created, disabled, agent_accessible, enabled) = raw;
     let opt = |v: &String| if v.is_empty() { None } else { Some(v.clone()) };
     let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
