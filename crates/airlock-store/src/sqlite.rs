@@ -684,7 +684,9 @@ impl Store for SqliteStore {
 
     fn change_marker(&self) -> Result<u64, StoreError> {
         let conn = self.lock();
-        Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        // Cached: this runs on every token check, and preparing costs more than running it.
+        let mut stmt = conn.prepare_cached("PRAGMA data_version")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
     }
 }
 
