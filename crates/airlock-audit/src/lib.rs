@@ -244,7 +244,7 @@ mod tests {
             action: "token.verify".into(),
             resource: Some(format!("r{i}")),
             environment: Some("staging".into()),
-            decision: if i % 2 == 0 {
+            decision: if i.is_multiple_of(2) {
                 Outcome::Allow
             } else {
                 Outcome::Deny

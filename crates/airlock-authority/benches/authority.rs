@@ -91,7 +91,9 @@ fn bench(c: &mut Criterion) {
         assert!(r.is_ok());
     }
     let (p50, p99, p999) = percentiles(samples);
-    eprintln!("verify (valid, cached), {rounds} calls: p50 {p50} ns, p99 {p99} ns, p99.9 {p999} ns");
+    eprintln!(
+        "verify (valid, cached), {rounds} calls: p50 {p50} ns, p99 {p99} ns, p99.9 {p999} ns"
+    );
 
     c.bench_function("verify_valid_cached_token", |b| {
         b.iter(|| auth.verify(std::hint::black_box(&token), now))

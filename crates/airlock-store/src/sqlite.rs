@@ -779,9 +779,9 @@ mod tests {
     #[test]
     fn audit_listing_filters_and_keeps_the_newest_within_a_limit() {
         let s = SqliteStore::in_memory().unwrap();
-        for i in 0..5 {
+        for i in 0u32..5 {
             let mut e = ev(&format!("a{i}"));
-            e.decision = if i % 2 == 0 {
+            e.decision = if i.is_multiple_of(2) {
                 Outcome::Allow
             } else {
                 Outcome::Deny
