@@ -10,6 +10,7 @@
 use airlock_core::{IdentityKind, Outcome};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// The `prev_hash` of the first record.
@@ -73,6 +74,10 @@ pub struct AuditEvent {
     pub decision: Outcome,
     /// Why, in words a human can act on.
     pub reason: String,
+    /// Protocol-specific facts of a gateway decision: class, token environments, deciding
+    /// policies, latency, method and path. Ordered, so the chain hash is deterministic.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
 }
 
 /// An event as stored: numbered and chained.
@@ -134,6 +139,15 @@ pub fn chain_hash(seq: u64, prev_hash: &str, e: &AuditEvent) -> String {
     opt(&mut h, &e.environment);
     field(&mut h, e.decision.as_str().as_bytes());
     field(&mut h, e.reason.as_bytes());
+    // Appended only when present, so records written before details existed keep their hashes.
+    if !e.details.is_empty() {
+        h.update(b"details");
+        h.update((e.details.len() as u64).to_be_bytes());
+        for (k, v) in &e.details {
+            field(&mut h, k.as_bytes());
+            field(&mut h, v.as_bytes());
+        }
+    }
     hex::encode(h.finalize())
 }
 
@@ -250,6 +264,11 @@ mod tests {
                 Outcome::Deny
             },
             reason: format!("reason {i}"),
+            details: if i % 3 == 0 {
+                BTreeMap::from([("class".to_string(), "read".to_string())])
+            } else {
+                BTreeMap::new()
+            },
         }
     }
 
@@ -287,13 +306,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn editing_any_field_of_any_record_is_named(n in 2u64..20, which in 0usize..20, what in 0u8..4) {
+        fn editing_any_field_of_any_record_is_named(n in 2u64..20, which in 0usize..20, what in 0u8..5) {
             let mut c = chain(n);
             let i = which % c.len();
             match what {
                 0 => c[i].event.reason.push('!'),
                 1 => c[i].event.decision = Outcome::NeedsApproval,
                 2 => c[i].event.actor.kind = IdentityKind::Human,
+                3 => { c[i].event.details.insert("policies".into(), "base-permit".into()); }
                 _ => c[i].event.time += time::Duration::nanoseconds(1),
             }
             let h = c.last().map(|r| (r.seq, r.hash.clone())).unwrap();

@@ -112,6 +112,7 @@ fn bench(c: &mut Criterion) {
         environment: Some("staging".into()),
         decision: Outcome::Allow,
         reason: "token environment matches resource environment".into(),
+        details: Default::default(),
     };
 
     // Durable appends: WAL with synchronous=FULL, one transaction (one fsync) per record.

@@ -94,6 +94,7 @@ fn event(actor: &Actor, now: OffsetDateTime, action: &str) -> AuditEvent {
         environment: None,
         decision: Outcome::Allow,
         reason: String::new(),
+        details: Default::default(),
     }
 }
 

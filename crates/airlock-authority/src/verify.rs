@@ -208,6 +208,7 @@ impl Authority {
                     environment: env.map(EnvName::to_string),
                     decision: Outcome::Deny,
                     reason: String::new(),
+                    details: Default::default(),
                 },
                 &format!("{}: {e}{as_of}", e.code()),
             );

@@ -8,7 +8,8 @@ use airlock_authority::{Authority, IssueRequest, NewIdentity, VerifyError};
 use airlock_config::Config;
 use airlock_core::{Clock, EnvName, IdentityKind, ManualClock, Name, OpClass, OpClassSet};
 use airlock_store::{
-    AuditFilter, Identity, SecretInfo, SecretRecord, SqliteStore, Store, StoreError, TokenRecord,
+    AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, SqliteStore, Store,
+    StoreError, TokenRecord,
 };
 use proptest::prelude::*;
 use std::path::Path;
@@ -101,6 +102,18 @@ impl Store for Faulty {
     fn append_audit(&self, e: AuditEvent) -> Result<AuditRecord, StoreError> {
         self.check()?;
         self.inner.append_audit(e)
+    }
+    fn append_audit_batch(&self, e: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, StoreError> {
+        self.check()?;
+        self.inner.append_audit_batch(e)
+    }
+    fn put_resource(&self, r: &ResourceRecord, a: AuditEvent) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.put_resource(r, a)
+    }
+    fn resources(&self) -> Result<Vec<ResourceRecord>, StoreError> {
+        self.check()?;
+        self.inner.resources()
     }
     fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         self.check()?;

@@ -101,7 +101,12 @@ impl RuleSet {
     }
 
     /// Whether classifying this request needs its body (a GraphQL endpoint does; REST rules don't).
-    pub fn needs_body(&self, _method: &str, _path_and_query: &str, _headers: &http::HeaderMap) -> bool {
+    pub fn needs_body(
+        &self,
+        _method: &str,
+        _path_and_query: &str,
+        _headers: &http::HeaderMap,
+    ) -> bool {
         false
     }
 

@@ -491,7 +491,7 @@ fn inserting_an_audit_row_is_detected_and_named() {
     sqlite(
         &h,
         "UPDATE audit SET seq = seq + 1000 WHERE seq >= 3; UPDATE audit SET seq = seq - 999 WHERE seq >= 1000;
-         INSERT INTO audit SELECT 3, ts_ns, actor_id, actor_kind, owner, token_id, 'token.revoke', resource, environment, decision, reason, prev_hash, hash FROM audit WHERE seq = 2;",
+         INSERT INTO audit SELECT 3, ts_ns, actor_id, actor_kind, owner, token_id, 'token.revoke', resource, environment, decision, reason, prev_hash, hash, details FROM audit WHERE seq = 2;",
     );
     let r = h.run(&["audit", "verify"]).code(1);
     assert!(r.stderr.contains("record 3:"), "{}", r.stderr);

@@ -164,6 +164,132 @@ struct RawConfig {
     tokens: Option<RawTokens>,
     #[serde(default)]
     environments: BTreeMap<String, toml::Spanned<Environment>>,
+    #[serde(default)]
+    gateway: GatewayConfig,
+    #[serde(default)]
+    upstreams: BTreeMap<String, toml::Spanned<Upstream>>,
+    #[serde(default)]
+    policies: PolicyConfig,
+    #[serde(default)]
+    resources: Vec<toml::Spanned<ResourceEntry>>,
+}
+
+/// The gateway's listeners and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The shared listener for upstreams that use a path prefix.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The admin listener: `/healthz` and `/metrics`; never the proxy.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// Most concurrent client connections; more wait for a free slot.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests.
+    #[serde(default = "default_drain")]
+    pub shutdown_grace: Ttl,
+    /// How long an upstream may take to answer before the request fails.
+    #[serde(default = "default_upstream_timeout")]
+    pub upstream_timeout: Ttl,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_drain() -> Ttl {
+    Ttl(Duration::from_secs(10))
+}
+fn default_upstream_timeout() -> Ttl {
+    Ttl(Duration::from_secs(60))
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: default_listen(),
+            admin_listen: default_admin_listen(),
+            max_connections: default_max_connections(),
+            shutdown_grace: default_drain(),
+            upstream_timeout: default_upstream_timeout(),
+        }
+    }
+}
+
+/// How the gateway hands the sealed secret to the upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Injection {
+    /// `Authorization: Bearer <secret>`.
+    Bearer,
+    /// `Authorization: Basic <secret>` (the sealed value is `user:password`).
+    Basic,
+    /// A named header carrying the secret as is.
+    Header(String),
+}
+
+/// One upstream API behind the gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// Where requests go: `http://host:port` or `https://host`.
+    pub url: String,
+    /// Serve on the shared listener under this path prefix (stripped before forwarding).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Serve on a listener of its own.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The environment everything behind this upstream belongs to.
+    #[serde(default)]
+    pub environment: Option<EnvName>,
+    /// For an API shared by several environments: resolve each resource in the catalog.
+    #[serde(default)]
+    pub catalog: bool,
+    /// The classification rule file (relative to airlock.toml).
+    pub rules: PathBuf,
+    /// The sealed secret injected into forwarded requests.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The environment the secret was sealed for (defaults to `environment`).
+    #[serde(default)]
+    pub secret_env: Option<EnvName>,
+    /// How the secret is injected.
+    #[serde(default = "default_injection")]
+    pub inject: Injection,
+}
+
+fn default_injection() -> Injection {
+    Injection::Bearer
+}
+
+/// Where operator policies live.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `.cedar` files (relative to airlock.toml) added to the built-in pack.
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+}
+
+/// A resource catalog entry: which environment a resource id (or `*` pattern) belongs to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceEntry {
+    /// An exact id, or a pattern with `*` wildcards.
+    pub id: String,
+    /// The environment it belongs to.
+    pub environment: EnvName,
+    /// The kind of resource, e.g. `volume`.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// A loaded, validated configuration.
@@ -179,6 +305,14 @@ pub struct Config {
     pub tokens: TokenLimits,
     /// The environments, by name.
     pub environments: BTreeMap<EnvName, Environment>,
+    /// The gateway's listeners and limits.
+    pub gateway: GatewayConfig,
+    /// The upstreams, by name.
+    pub upstreams: BTreeMap<String, Upstream>,
+    /// Operator policy files.
+    pub policies: PolicyConfig,
+    /// Resource catalog entries from the file (the store holds more).
+    pub resources: Vec<ResourceEntry>,
 }
 
 impl Config {
@@ -273,12 +407,81 @@ impl Config {
             };
         }
 
+        let mut upstreams = BTreeMap::new();
+        for (name, up) in raw.upstreams {
+            let span = up.span();
+            let up = up.into_inner();
+            let bad = |m: String| err_at(Some(span.clone()), format!("upstream `{name}`: {m}"));
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(bad("upstream names use a-z, 0-9, `-` and `_`".into()));
+            }
+            if !(up.url.starts_with("http://") || up.url.starts_with("https://")) {
+                return Err(bad(format!(
+                    "url `{}` must start with http:// or https://",
+                    up.url
+                )));
+            }
+            match (&up.prefix, &up.listen) {
+                (None, None) => {
+                    return Err(bad(
+                        "set `prefix` (on the shared listener) or `listen` (its own)".into(),
+                    ))
+                }
+                (Some(p), _) if !p.starts_with('/') || p.len() < 2 => {
+                    return Err(bad(format!(
+                        "prefix `{p}` must start with `/` and name a path, e.g. `/cloud`"
+                    )))
+                }
+                _ => {}
+            }
+            match (&up.environment, up.catalog) {
+                (None, false) => {
+                    return Err(bad(
+                        "set `environment = \"NAME\"`, or `catalog = true` for an API shared by several environments".into(),
+                    ))
+                }
+                (Some(_), true) => return Err(bad("`environment` and `catalog = true` exclude each other".into())),
+                _ => {}
+            }
+            for env in up.environment.iter().chain(up.secret_env.iter()) {
+                if !environments.contains_key(env) {
+                    return Err(bad(format!("environment `{env}` is not configured")));
+                }
+            }
+            if up.secret.is_some() && up.environment.is_none() && up.secret_env.is_none() {
+                return Err(bad("a catalog upstream's secret needs `secret_env`: the environment it was sealed for".into()));
+            }
+            upstreams.insert(name, up);
+        }
+        let mut resources = Vec::new();
+        for r in raw.resources {
+            let span = r.span();
+            let r = r.into_inner();
+            if !environments.contains_key(&r.environment) {
+                return Err(err_at(
+                    Some(span),
+                    format!(
+                        "resource `{}`: environment `{}` is not configured",
+                        r.id, r.environment
+                    ),
+                ));
+            }
+            resources.push(r);
+        }
+
         Ok(Config {
             base_dir: base_dir.to_path_buf(),
             store: raw.store,
             keys: raw.keys,
             tokens,
             environments,
+            gateway: raw.gateway,
+            upstreams,
+            policies: raw.policies,
+            resources,
         })
     }
 
@@ -290,6 +493,11 @@ impl Config {
     /// The key file, resolved against the configuration's directory.
     pub fn key_path(&self) -> PathBuf {
         self.base_dir.join(&self.keys.file)
+    }
+
+    /// A path from the configuration, resolved against its directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        self.base_dir.join(p)
     }
 
     /// The environment called `name`, if configured.

@@ -8,7 +8,7 @@
 mod model;
 mod sqlite;
 
-pub use model::{AuditFilter, Identity, SecretInfo, SecretRecord, TokenRecord};
+pub use model::{AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, TokenRecord};
 pub use sqlite::SqliteStore;
 
 use airlock_audit::{AuditEvent, AuditRecord, ChainError};
@@ -91,6 +91,12 @@ pub trait Store: Send + Sync {
 
     /// Appends one audit record and returns it numbered and chained.
     fn append_audit(&self, event: AuditEvent) -> Result<AuditRecord, StoreError>;
+    /// Appends several audit records in one transaction (one fsync), in order.
+    fn append_audit_batch(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Adds or replaces a resource catalog entry.
+    fn put_resource(&self, resource: &ResourceRecord, audit: AuditEvent) -> Result<(), StoreError>;
+    /// Every resource catalog entry.
+    fn resources(&self) -> Result<Vec<ResourceRecord>, StoreError>;
     /// Audit records matching `filter`, oldest first.
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
     /// Walks the whole audit chain; the outer error is a storage failure, the inner one the first

@@ -129,3 +129,19 @@ impl AuditFilter {
             && self.actor_id.as_ref().is_none_or(|i| *i == a.id)
     }
 }
+
+/// A resource catalog entry kept in the store (`airlock resource add`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceRecord {
+    /// An exact resource id or a `*` pattern.
+    pub pattern: String,
+    /// The environment it belongs to.
+    pub environment: EnvName,
+    /// The kind of resource, when known.
+    pub kind: Option<String>,
+    /// When it was added.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Who added it.
+    pub created_by: String,
+}

@@ -1,6 +1,6 @@
 //! The embedded default backend: one SQLite file in WAL mode.
 
-use crate::model::{AuditFilter, Identity, SecretInfo, SecretRecord, TokenRecord};
+use crate::model::{AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, TokenRecord};
 use crate::{Store, StoreError};
 use airlock_audit::{verify_chain, Actor, AuditEvent, AuditRecord, ChainError, GENESIS};
 use airlock_core::{EnvName, IdentityKind, Name, OpClassSet, Outcome};
@@ -13,7 +13,8 @@ use time::{Date, OffsetDateTime};
 
 /// Versioned migrations; index + 1 is the schema version (`PRAGMA user_version`). Append only:
 /// a released migration is never edited, so every store upgrades along the same path.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE identities (
     name             TEXT PRIMARY KEY,
     kind             TEXT NOT NULL CHECK (kind IN ('human', 'agent', 'service')),
@@ -79,7 +80,20 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-"#];
+"#,
+    r#"
+-- Gateway decisions carry protocol details (class, policies, latency) as a JSON object.
+ALTER TABLE audit ADD COLUMN details TEXT;
+-- The resource catalog: which environment a resource id or `*` pattern belongs to.
+CREATE TABLE resources (
+    pattern     TEXT PRIMARY KEY,
+    environment TEXT NOT NULL,
+    kind        TEXT,
+    created_at  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL
+);
+"#,
+];
 
 /// The SQLite backend.
 pub struct SqliteStore {
@@ -210,8 +224,8 @@ fn append_in(tx: &Transaction<'_>, event: AuditEvent) -> Result<AuditRecord, Sto
     let rec = AuditRecord::seal(seq + 1, &prev, event);
     let e = &rec.event;
     tx.execute(
-        "INSERT INTO audit (seq, ts_ns, actor_id, actor_kind, owner, token_id, action, resource, environment, decision, reason, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "INSERT INTO audit (seq, ts_ns, actor_id, actor_kind, owner, token_id, action, resource, environment, decision, reason, prev_hash, hash, details)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             rec.seq,
             ns(e.time),
@@ -225,7 +239,12 @@ fn append_in(tx: &Transaction<'_>, event: AuditEvent) -> Result<AuditRecord, Sto
             e.decision.as_str(),
             e.reason,
             rec.prev_hash,
-            rec.hash
+            rec.hash,
+            if e.details.is_empty() {
+                None
+            } else {
+                serde_json::to_string(&e.details).ok()
+            }
         ],
     )?;
     tx.execute(
@@ -241,6 +260,7 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<Result<AuditRecord, String>> {
     let ts: i64 = r.get(1)?;
     let kind: String = r.get(3)?;
     let decision: String = r.get(9)?;
+    let details: Option<String> = r.get(13)?;
     let build = || -> Result<AuditRecord, String> {
         Ok(AuditRecord {
             seq,
@@ -260,6 +280,10 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<Result<AuditRecord, String>> {
                 environment: r.get(8).map_err(|e| e.to_string())?,
                 decision: decision.parse::<Outcome>()?,
                 reason: r.get(10).map_err(|e| e.to_string())?,
+                details: match &details {
+                    None => Default::default(),
+                    Some(d) => serde_json::from_str(d).map_err(|e| format!("details: {e}"))?,
+                },
             },
             prev_hash: r.get(11).map_err(|e| e.to_string())?,
             hash: r.get(12).map_err(|e| e.to_string())?,
@@ -269,7 +293,7 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<Result<AuditRecord, String>> {
 }
 
 const AUDIT_COLS: &str =
-    "seq, ts_ns, actor_id, actor_kind, owner, token_id, action, resource, environment, decision, reason, prev_hash, hash";
+    "seq, ts_ns, actor_id, actor_kind, owner, token_id, action, resource, environment, decision, reason, prev_hash, hash, details";
 
 const IDENTITY_COLS: &str =
     "name, kind, owner, purpose, review_by, agent_accessible, environments, enabled, created_at, created_by, disabled_at";
@@ -625,6 +649,49 @@ impl Store for SqliteStore {
         self.write(|tx| append_in(tx, event))
     }
 
+    fn append_audit_batch(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, StoreError> {
+        // One transaction, one fsync, for the whole batch: the gateway's group commit.
+        self.write(|tx| events.into_iter().map(|e| append_in(tx, e)).collect())
+    }
+
+    fn put_resource(&self, r: &ResourceRecord, audit: AuditEvent) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO resources (pattern, environment, kind, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (pattern) DO UPDATE SET environment = excluded.environment, kind = excluded.kind",
+                params![r.pattern, r.environment.as_str(), r.kind, ns(r.created_at), r.created_by],
+            )?;
+            append_in(tx, audit)?;
+            Ok(())
+        })
+    }
+
+    fn resources(&self) -> Result<Vec<ResourceRecord>, StoreError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare("SELECT pattern, environment, kind, created_at, created_by FROM resources ORDER BY pattern")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let r = r?;
+            Ok(ResourceRecord {
+                pattern: r.0,
+                environment: EnvName::new(&r.1).map_err(corrupt("resource environment"))?,
+                kind: r.2,
+                created_at: from_ns(r.3)?,
+                created_by: r.4,
+            })
+        })
+        .collect()
+    }
+
     fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         let conn = self.lock();
         // Newest first with a limit, then reversed, so `--limit 20` shows the last 20 in order.
@@ -703,6 +770,7 @@ mod tests {
             environment: None,
             decision: Outcome::Allow,
             reason: "test".into(),
+            details: Default::default(),
         }
     }
 
