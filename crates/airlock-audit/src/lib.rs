@@ -184,6 +184,23 @@ pub enum ChainError {
         /// The head recorded at the last append.
         head: u64,
     },
+    /// Records exist but the head row that the store writes with every append is gone.
+    #[error("the recorded head of the log is missing (last record present: {last}): the log was tampered with")]
+    HeadMissing {
+        /// The last record present.
+        last: u64,
+    },
+    /// The store holds identities but no audit records: the log was emptied.
+    #[error("the audit log is empty but the store holds identities that were added with audit records: the log was wiped")]
+    Wiped,
+    /// There are records after the recorded head.
+    #[error("record {seq}: comes after the recorded head (record {head}): records were appended outside Airlock")]
+    BeyondHead {
+        /// The first record past the head.
+        seq: u64,
+        /// The recorded head.
+        head: u64,
+    },
     /// The last record is not the one the store recorded as head.
     #[error("record {seq}: is not the recorded head of the log (the last record was replaced)")]
     HeadMismatch {
@@ -234,7 +251,13 @@ where
                 head: head_seq,
             });
         }
-        if prev_seq == head_seq && prev_hash != head_hash {
+        if prev_seq > head_seq {
+            return Err(ChainError::BeyondHead {
+                seq: head_seq + 1,
+                head: head_seq,
+            });
+        }
+        if prev_hash != head_hash {
             return Err(ChainError::HeadMismatch { seq: prev_seq });
         }
     }
@@ -264,7 +287,7 @@ mod tests {
                 Outcome::Deny
             },
             reason: format!("reason {i}"),
-            details: if i % 3 == 0 {
+            details: if i.is_multiple_of(3) {
                 BTreeMap::from([("class".to_string(), "read".to_string())])
             } else {
                 BTreeMap::new()

@@ -44,8 +44,16 @@ pub enum IdentityError {
     #[error("identity `{0}` not found; list identities with `airlock identity list`")]
     NotFound(Name),
     /// Already offboarded.
-    #[error("identity `{0}` is already disabled")]
+    #[error(
+        "identity `{0}` is already disabled; nothing changed (see `airlock identity show {0}`)"
+    )]
     AlreadyDisabled(Name),
+    /// The owner changed while the identity was being added.
+    #[error("refused: {0}; choose an enabled human as owner")]
+    Changed(String),
+    /// Text fields must be printable.
+    #[error("refused: `--purpose` must be printable text without control characters")]
+    BadPurpose,
     /// The store failed; nothing was changed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -61,7 +69,7 @@ pub enum IssueError {
     #[error("refused: identity `{0}` is disabled; disabled identities cannot receive tokens")]
     IdentityDisabled(Name),
     /// The identity's owner has been offboarded: nobody answers for it.
-    #[error("refused: `{identity}` is orphaned: its owner `{owner}` is disabled; give it a new owner or disable it")]
+    #[error("refused: `{identity}` is orphaned: its owner `{owner}` is disabled; disable it with `airlock identity disable {identity}` and add a replacement owned by an enabled human")]
     OwnerDisabled {
         /// The identity.
         identity: Name,
@@ -109,6 +117,12 @@ pub enum IssueError {
     /// The random number generator failed.
     #[error("the operating system's random number generator failed; no token was issued")]
     Random,
+    /// The identity changed while the token was being issued (disabled, owner disabled).
+    #[error("refused: {0}; no token was issued")]
+    Changed(String),
+    /// Below the shortest lifetime worth issuing.
+    #[error("refused: `--ttl` must be at least 1m")]
+    TtlTooShort,
     /// The store failed; nothing was issued.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -141,6 +155,24 @@ pub enum VerifyError {
         token_id: String,
         /// Why.
         reason: String,
+    },
+    /// Presented before its issue time (a clock set back, or a check `--at` an earlier time).
+    #[error("token refused: {token_id} is not valid before {}", airlock_core::fmt_time(*issued_at))]
+    NotYetValid {
+        /// The token's public id.
+        token_id: String,
+        /// When it was issued.
+        issued_at: OffsetDateTime,
+    },
+    /// The human who owns the token's agent or service is disabled: nobody answers for it.
+    #[error("token refused: {token_id} belongs to `{identity}`, whose owner `{owner}` is disabled; the identity needs an enabled owner")]
+    OwnerDisabled {
+        /// The token's public id.
+        token_id: String,
+        /// The identity.
+        identity: Name,
+        /// Its disabled owner.
+        owner: Name,
     },
     /// The identity it belongs to is disabled.
     #[error("token refused: {token_id} belongs to `{identity}`, which is disabled")]
@@ -175,6 +207,8 @@ impl VerifyError {
             VerifyError::Expired { .. } => "expired",
             VerifyError::Revoked { .. } => "revoked",
             VerifyError::IdentityDisabled { .. } => "identity_disabled",
+            VerifyError::OwnerDisabled { .. } => "owner_disabled",
+            VerifyError::NotYetValid { .. } => "not_yet_valid",
             VerifyError::WrongEnvironment { .. } => "wrong_environment",
             VerifyError::StoreUnavailable(_) => "store_unavailable",
         }
@@ -186,6 +220,8 @@ impl VerifyError {
             VerifyError::Expired { token_id, .. }
             | VerifyError::Revoked { token_id, .. }
             | VerifyError::IdentityDisabled { token_id, .. }
+            | VerifyError::OwnerDisabled { token_id, .. }
+            | VerifyError::NotYetValid { token_id, .. }
             | VerifyError::WrongEnvironment { token_id, .. } => Some(token_id),
             _ => None,
         }

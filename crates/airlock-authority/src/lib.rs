@@ -71,6 +71,48 @@ pub struct Issued {
     pub record: TokenRecord,
 }
 
+/// Read-only access to the store behind an authority.
+#[derive(Clone, Copy)]
+pub struct StoreReader<'a>(&'a dyn Store);
+
+impl StoreReader<'_> {
+    /// The identity called `name`.
+    pub fn identity(&self, name: &Name) -> Result<Option<Identity>, StoreError> {
+        self.0.identity(name)
+    }
+    /// Every identity, by name.
+    pub fn identities(&self) -> Result<Vec<Identity>, StoreError> {
+        self.0.identities()
+    }
+    /// The token with public id `id`.
+    pub fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.0.token(id)
+    }
+    /// Tokens, newest first, optionally of one identity.
+    pub fn tokens(&self, identity: Option<&Name>) -> Result<Vec<TokenRecord>, StoreError> {
+        self.0.tokens(identity)
+    }
+    /// Every sealed secret's metadata.
+    pub fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
+        self.0.secrets()
+    }
+    /// Every resource catalog entry in the store.
+    pub fn resources(&self) -> Result<Vec<airlock_store::ResourceRecord>, StoreError> {
+        self.0.resources()
+    }
+    /// Audit records matching `filter`.
+    pub fn audit(
+        &self,
+        filter: &airlock_store::AuditFilter,
+    ) -> Result<Vec<airlock_audit::AuditRecord>, StoreError> {
+        self.0.audit(filter)
+    }
+    /// Walks the audit chain.
+    pub fn verify_audit(&self) -> Result<Result<u64, airlock_audit::ChainError>, StoreError> {
+        self.0.verify_audit()
+    }
+}
+
 /// The credential authority over one store.
 pub struct Authority {
     store: Arc<dyn Store>,
@@ -115,9 +157,10 @@ impl Authority {
         }
     }
 
-    /// The store, for read-only listings.
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
+    /// The store, read-only: every change goes through the authority, which keeps the
+    /// verification cache and the audit log in step with it.
+    pub fn store(&self) -> StoreReader<'_> {
+        StoreReader(self.store.as_ref())
     }
 
     /// The configuration in force.
@@ -195,6 +238,13 @@ impl Authority {
         new: &NewIdentity,
         now: OffsetDateTime,
     ) -> Result<Option<Date>, IdentityError> {
+        if new
+            .purpose
+            .as_deref()
+            .is_some_and(|p| p.chars().any(char::is_control))
+        {
+            return Err(IdentityError::BadPurpose);
+        }
         if let Err(env) = self.check_envs(&new.environments) {
             return Err(IdentityError::UnknownEnvironment {
                 env,
@@ -291,8 +341,18 @@ impl Authority {
                 );
                 ev.actor.token_id = actor.token_id.clone();
                 ev.resource = Some(format!("{} ({})", record.identity, record.id));
-                self.store.insert_token(&record, ev)?;
-                Ok(Issued { token, record })
+                let refusal = ev.clone();
+                match self.store.insert_token(&record, ev) {
+                    Ok(()) => Ok(Issued { token, record }),
+                    Err(StoreError::Refused(why)) => {
+                        let e = IssueError::Changed(why);
+                        let mut refusal = refusal;
+                        refusal.resource = Some(record.identity.to_string());
+                        self.audit_refusal(refusal, &e.to_string());
+                        Err(e)
+                    }
+                    Err(e) => Err(e.into()),
+                }
             }
             Err(e) => {
                 if !matches!(e, IssueError::Store(_)) {
@@ -368,13 +428,19 @@ impl Authority {
         if ttl.is_zero() {
             return Err(IssueError::ZeroTtl);
         }
+        if ttl < Duration::from_secs(60) {
+            return Err(IssueError::TtlTooShort);
+        }
         let ttl = time::Duration::try_from(ttl).map_err(|_| IssueError::ZeroTtl)?;
         let token = Token::generate().map_err(|_| IssueError::Random)?;
+        let mut environments = req.environments.clone();
+        environments.sort();
+        environments.dedup();
         let record = TokenRecord {
             id: new_token_id()?,
             hash: token.hash().to_hex(),
             identity: identity.name,
-            environments: req.environments.clone(),
+            environments,
             allow: req.allow,
             resource_scope: req.resource_scope.clone(),
             issued_at: now,

@@ -121,7 +121,7 @@ impl Authority {
             s.generation
         };
 
-        let claims = Arc::new(self.load(&hash, now)?);
+        let claims = Arc::new(self.load(&hash)?);
         {
             let mut s = self.cache.state.lock().unwrap_or_else(|p| p.into_inner());
             if s.generation == generation && s.marker == marker {
@@ -134,7 +134,7 @@ impl Authority {
         check_expiry(claims, now)
     }
 
-    fn load(&self, hash: &TokenHash, now: OffsetDateTime) -> Result<Claims, VerifyError> {
+    fn load(&self, hash: &TokenHash) -> Result<Claims, VerifyError> {
         let unavailable =
             |e: airlock_store::StoreError| VerifyError::StoreUnavailable(e.to_string());
         let rec = self
@@ -154,16 +154,24 @@ impl Authority {
                 identity: identity.name,
             });
         }
+        if let Some(owner) = &identity.owner {
+            let owner_enabled = self
+                .store
+                .identity(owner)
+                .map_err(unavailable)?
+                .is_some_and(|o| o.enabled && o.kind == IdentityKind::Human);
+            if !owner_enabled {
+                return Err(VerifyError::OwnerDisabled {
+                    token_id: rec.id,
+                    identity: identity.name.clone(),
+                    owner: owner.clone(),
+                });
+            }
+        }
         if rec.revoked_at.is_some() {
             return Err(VerifyError::Revoked {
                 token_id: rec.id,
                 reason: rec.revoke_reason.unwrap_or_else(|| "revoked".into()),
-            });
-        }
-        if rec.expires_at <= now {
-            return Err(VerifyError::Expired {
-                token_id: rec.id,
-                expired_at: rec.expires_at,
             });
         }
         Ok(Claims {
@@ -235,6 +243,12 @@ impl Authority {
 }
 
 fn check_expiry(c: Arc<Claims>, now: OffsetDateTime) -> Result<Arc<Claims>, VerifyError> {
+    if now < c.issued_at {
+        return Err(VerifyError::NotYetValid {
+            token_id: c.token_id.clone(),
+            issued_at: c.issued_at,
+        });
+    }
     if c.expires_at <= now {
         Err(VerifyError::Expired {
             token_id: c.token_id.clone(),

@@ -29,7 +29,7 @@ impl Ctx {
         }
         let config = Config::load(path)?;
         let store_path = config.store_path();
-        let store = SqliteStore::open(&store_path)
+        let store = SqliteStore::open_existing(&store_path)
             .with_context(|| format!("opening the store named in `{}`", path.display()))?;
         Ok(Ctx {
             authority: Authority::new(Arc::new(store), config, Arc::new(airlock_core::SystemClock)),

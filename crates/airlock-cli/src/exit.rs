@@ -44,6 +44,7 @@ fn store_code(e: &StoreError) -> (u8, &'static str) {
     match e {
         StoreError::NotFound(_) => (NOT_FOUND, "not_found"),
         StoreError::Conflict(_) => (INVALID, "conflict"),
+        StoreError::Refused(_) => (INVALID, "refused"),
         _ => (ENVIRONMENT, "store"),
     }
 }

@@ -40,6 +40,13 @@ impl Output {
 
     /// Prints an aligned table.
     pub fn table(&self, header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+        // Cells hold operator- and agent-supplied text: escape control characters so nobody can
+        // forge table rows or terminal escapes with a newline in a purpose or a reason.
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| r.iter().map(|c| c.escape_debug().to_string()).collect())
+            .collect();
+        let rows = &rows;
         let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
         for r in rows {
             for (w, c) in widths.iter_mut().zip(r) {
@@ -88,6 +95,31 @@ pub fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String
     let d = humantime::parse_duration(rest).map_err(|_| {
         format!("invalid time `{s}`: expected RFC 3339 (2026-11-23T12:00:00Z) or a duration like `+2h` (ahead) or `30m` (ago)")
     })?;
-    let d = time::Duration::try_from(d).map_err(|_| format!("time `{s}` is out of range"))?;
-    Ok(if ahead { now + d } else { now - d })
+    let out_of_range =
+        || format!("time `{s}` is out of range; use a date between years 1 and 9999");
+    let d = time::Duration::try_from(d).map_err(|_| out_of_range())?;
+    let t = if ahead {
+        now.checked_add(d)
+    } else {
+        now.checked_sub(d)
+    };
+    t.ok_or_else(out_of_range)
+}
+
+/// Reads at most `limit` bytes of stdin; more is refused rather than buffered without bound.
+pub fn read_stdin_limited(limit: usize, what: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() > limit {
+        zeroize::Zeroize::zeroize(&mut buf);
+        return Err(crate::exit::fail(
+            crate::exit::INVALID,
+            format!("refused: {what} on stdin is longer than {limit} bytes"),
+        ));
+    }
+    Ok(buf)
 }

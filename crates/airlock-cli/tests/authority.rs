@@ -592,3 +592,166 @@ fn listings_have_json_forms() {
         }
     }
 }
+
+#[test]
+fn disabling_a_human_owner_stops_the_tokens_of_the_agents_they_own() {
+    let h = home_with_agent();
+    let t = issue(&h, &["--env", "staging", "--allow", "read"]);
+    verify(&h, &t, &[]).ok();
+    h.run(&["identity", "disable", "alice"]).ok();
+    let r = verify(&h, &t, &[]).code(1);
+    assert!(
+        r.stderr.contains("whose owner `alice` is disabled"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn no_token_outlives_a_disable_that_races_with_issuing() {
+    let h = home_with_agent();
+    let bin = BIN.to_string();
+    let dir = h.path().to_path_buf();
+    let issuers: Vec<_> = (0..12)
+        .map(|_| {
+            let (bin, dir) = (bin.clone(), dir.clone());
+            std::thread::spawn(move || {
+                Command::new(&bin)
+                    .args([
+                        "token",
+                        "issue",
+                        "--identity",
+                        "bot",
+                        "--env",
+                        "staging",
+                        "--allow",
+                        "read",
+                    ])
+                    .current_dir(&dir)
+                    .env("AIRLOCK_CONFIG", dir.join("airlock.toml"))
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    h.run(&["identity", "disable", "bot"]).ok();
+    let issued: Vec<String> = issuers
+        .into_iter()
+        .map(|j| j.join().unwrap())
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_string())
+        .collect();
+    for t in &issued {
+        verify(&h, t, &[]).code(1);
+    }
+    let active = h
+        .run(&["token", "list", "--identity", "bot", "--json"])
+        .ok();
+    assert!(
+        active.stdout.trim().is_empty(),
+        "a token is active after the disable: {}",
+        active.stdout
+    );
+    h.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn removing_the_audit_head_or_wiping_the_log_is_detected() {
+    let h = audit_home();
+    sqlite(
+        &h,
+        "DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit); DELETE FROM audit_head;",
+    );
+    let r = h.run(&["audit", "verify"]).code(1);
+    assert!(
+        r.stderr.contains("head of the log is missing"),
+        "{}",
+        r.stderr
+    );
+    let h = audit_home();
+    sqlite(&h, "DELETE FROM audit; DELETE FROM audit_head;");
+    let r = h.run(&["audit", "verify"]).code(1);
+    assert!(r.stderr.contains("the log was wiped"), "{}", r.stderr);
+}
+
+#[test]
+fn an_audit_row_edited_to_the_wrong_type_is_named_as_edited() {
+    let h = audit_home();
+    sqlite(&h, "UPDATE audit SET ts_ns = 'yesterday' WHERE seq = 4;");
+    let r = h.run(&["audit", "verify"]).code(1);
+    assert!(
+        r.stderr.contains("record 4: contents do not match"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_deleted_store_is_not_silently_replaced_by_an_empty_one() {
+    let h = home_with_agent();
+    std::fs::remove_file(h.path().join("airlock.db")).unwrap();
+    let r = h.run(&["audit", "verify"]).code(4);
+    assert!(
+        r.stderr.contains("does not exist; run `airlock init`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!h.path().join("airlock.db").exists());
+}
+
+#[test]
+fn out_of_range_times_and_oversized_stdin_are_refused_not_crashed_on() {
+    let h = home_with_agent();
+    let t = issue(&h, &["--env", "staging", "--allow", "read"]);
+    let r = verify(&h, &t, &["--at=+999999999d"]).code(2);
+    assert!(r.stderr.contains("out of range"), "{}", r.stderr);
+    h.run(&["audit", "list", "--since", "999999999d"]).code(2);
+    let r = verify(&h, &t, &["--at", "2020-01-01T00:00:00Z"]).code(1);
+    assert!(r.stderr.contains("not valid before"), "{}", r.stderr);
+    let huge = "x".repeat(100_000);
+    let r = h
+        .run_with_stdin(&["secret", "set", "big", "--env", "staging"], Some(&huge))
+        .code(2);
+    assert!(r.stderr.contains("longer than 65536 bytes"), "{}", r.stderr);
+    let r = h.run_with_stdin(&["token", "verify"], Some(&huge)).code(2);
+    assert!(r.stderr.contains("longer than 4096 bytes"), "{}", r.stderr);
+}
+
+#[test]
+fn review_dates_are_iso_dates_and_purposes_cannot_forge_table_rows() {
+    let h = home_with_agent();
+    let r = h.run(&["identity", "show", "bot", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let date = v["identity"]["review_by"].as_str().unwrap();
+    assert_eq!(date.len(), 10, "{date}");
+    let r = h
+        .run(&[
+            "identity",
+            "add",
+            "x",
+            "--kind",
+            "agent",
+            "--owner",
+            "alice",
+            "--purpose",
+            "a\nfake  agent  alice",
+        ])
+        .code(2);
+    assert!(r.stderr.contains("control characters"), "{}", r.stderr);
+}
+
+#[test]
+fn disabling_an_identity_records_every_token_it_revoked() {
+    let h = home_with_agent();
+    let a = issue(&h, &["--env", "staging", "--allow", "read"]);
+    let id = token_id(&h, &a);
+    h.run(&["identity", "disable", "bot"]).ok();
+    let r = h.run(&["audit", "list", "--json"]).ok();
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("identity.disable"))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["details"]["revoked_tokens"], id.as_str());
+}

@@ -374,7 +374,7 @@ impl Config {
                     agent_max_span,
                     format!(
                         "`agent_max_ttl` is {}, above the 24h ceiling for agent and service tokens; expected at most `24h`",
-                        humantime::format_duration(agent_max)
+                        airlock_core::fmt_duration(agent_max)
                     ),
                 ));
             }
@@ -383,7 +383,7 @@ impl Config {
                     human_max_span,
                     format!(
                         "`human_max_ttl` is {}, above the 30-day ceiling for human tokens; expected at most `30d`",
-                        humantime::format_duration(human_max)
+                        airlock_core::fmt_duration(human_max)
                     ),
                 ));
             }

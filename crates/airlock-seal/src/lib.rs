@@ -30,7 +30,7 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// The key file or variable does not hold 64 hex characters.
-    #[error("master key from {0} is not 64 hex characters (32 bytes)")]
+    #[error("master key from {0} is not 64 hex characters (32 bytes); restore the key file from your backup, or fix the variable")]
     Format(String),
     /// The key file can be read by other users.
     #[error("master key file `{0}` is readable by other users; run `chmod 600` on it")]
@@ -80,7 +80,8 @@ impl MasterKey {
     /// Loads the key from `AIRLOCK_MASTER_KEY` if set, else from `path`, refusing a key file
     /// that other users can read.
     pub fn load(path: &Path) -> Result<MasterKey, KeyError> {
-        if let Ok(v) = std::env::var(KEY_ENV) {
+        // An empty variable counts as unset, so `AIRLOCK_MASTER_KEY=` cannot shadow the key file.
+        if let Some(v) = std::env::var(KEY_ENV).ok().filter(|v| !v.trim().is_empty()) {
             return MasterKey::from_hex(&v, KEY_ENV);
         }
         let io = |source| KeyError::Io {

@@ -43,9 +43,23 @@ pub enum StoreError {
     /// A stored value could not be decoded (the store was edited by hand or is corrupt).
     #[error("corrupt store row: {0}")]
     Corrupt(String),
+    /// A precondition checked inside the write transaction failed (e.g. the identity was
+    /// disabled by someone else a moment ago); nothing was written.
+    #[error("{0}")]
+    Refused(String),
+    /// The store file does not exist and this command does not create one.
+    #[error("store `{0}` does not exist; run `airlock init` to create it, or point `[store] path` in airlock.toml at the existing store")]
+    Missing(String),
     /// The database reported an error.
-    #[error("store error: {0}")]
-    Database(#[from] rusqlite::Error),
+    #[error("store error: {0}; check that the store file is an Airlock store, readable and writable, and that the disk is not full")]
+    Database(rusqlite::Error),
+}
+
+// Not `#[from]`: that would make the SQLite error the source too, and `{:#}` would print it twice.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e)
+    }
 }
 
 /// What every Airlock storage backend provides.

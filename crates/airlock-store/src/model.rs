@@ -17,6 +17,7 @@ pub struct Identity {
     /// Why it exists; required for agents and services, so nobody has to guess later.
     pub purpose: Option<String>,
     /// When someone must confirm it is still needed.
+    #[serde(serialize_with = "date_opt")]
     pub review_by: Option<Date>,
     /// Whether AI agents can read this identity's credentials (a human's laptop shared with an agent).
     pub agent_accessible: bool,
@@ -144,4 +145,12 @@ pub struct ResourceRecord {
     pub created_at: OffsetDateTime,
     /// Who added it.
     pub created_by: String,
+}
+
+fn date_opt<S: serde::Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+    // ISO 8601 (`2027-02-21`), not time's default (year, ordinal) tuple.
+    match d {
+        Some(d) => s.serialize_str(&d.to_string()),
+        None => s.serialize_none(),
+    }
 }

@@ -133,6 +133,15 @@ fn envs_from_json(s: &str) -> Result<Vec<EnvName>, StoreError> {
 }
 
 impl SqliteStore {
+    /// Opens an existing store, refusing to create a new one: an empty store silently standing in
+    /// for a deleted one would hide the loss of every identity, token and audit record.
+    pub fn open_existing(path: &Path) -> Result<SqliteStore, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        Self::open(path)
+    }
+
     /// Opens the store at `path`, creating it (mode 0600) and migrating it as needed.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let open_err = |message: String| StoreError::Open {
@@ -140,6 +149,26 @@ impl SqliteStore {
             message,
         };
         let existed = path.exists();
+        #[cfg(unix)]
+        if !existed {
+            // Create the file private before SQLite opens it, so it never exists with umask bits.
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| open_err(e.to_string()))?;
+        }
+        #[cfg(unix)]
+        if existed {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(path = %path.display(), "the store is readable by other users; run `chmod 600` on it");
+                }
+            }
+        }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -147,13 +176,6 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| open_err(e.to_string()))?;
-        #[cfg(unix)]
-        if !existed {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| open_err(e.to_string()))?;
-        }
-        let _ = existed;
         Self::configure(conn, path.to_path_buf())
     }
 
@@ -256,12 +278,19 @@ fn append_in(tx: &Transaction<'_>, event: AuditEvent) -> Result<AuditRecord, Sto
 }
 
 fn audit_row(r: &Row<'_>) -> rusqlite::Result<Result<AuditRecord, String>> {
-    let seq: u64 = r.get(0)?;
-    let ts: i64 = r.get(1)?;
-    let kind: String = r.get(3)?;
-    let decision: String = r.get(9)?;
-    let details: Option<String> = r.get(13)?;
+    // Only the position is needed to name a bad record; every other column is decoded inside
+    // `build`, so a row edited to the wrong type is reported as edited, not as a store failure.
+    let seq: i64 = r.get::<_, rusqlite::types::Value>(0).map(|v| match v {
+        rusqlite::types::Value::Integer(i) => i,
+        _ => -1,
+    })?;
     let build = || -> Result<AuditRecord, String> {
+        let seq = u64::try_from(seq)
+            .map_err(|_| "sequence number is not a positive integer".to_string())?;
+        let ts: i64 = r.get(1).map_err(|e| e.to_string())?;
+        let kind: String = r.get(3).map_err(|e| e.to_string())?;
+        let decision: String = r.get(9).map_err(|e| e.to_string())?;
+        let details: Option<String> = r.get(13).map_err(|e| e.to_string())?;
         Ok(AuditRecord {
             seq,
             event: AuditEvent {
@@ -402,6 +431,17 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 impl Store for SqliteStore {
     fn insert_identity(&self, i: &Identity, audit: AuditEvent) -> Result<(), StoreError> {
         self.write(|tx| {
+            if let Some(owner) = &i.owner {
+                // Re-checked inside the transaction for the same reason as in `insert_token`.
+                let ok: Option<(String, bool)> = tx
+                    .query_row("SELECT kind, enabled FROM identities WHERE name = ?1", [owner.as_str()], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                if ok != Some(("human".to_string(), true)) {
+                    return Err(StoreError::Refused(format!("owner `{owner}` is not an enabled human")));
+                }
+            }
             let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
             let review = i.review_by.map(|d| d.format(date_fmt)).transpose().map_err(corrupt("review date"))?;
             tx.execute(
@@ -467,18 +507,51 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("identity `{name}`")));
             }
-            let revoked = tx.execute(
+            let ids: Vec<String> = {
+                let mut stmt = tx.prepare(
+                    "SELECT id FROM tokens WHERE identity = ?1 AND revoked_at IS NULL ORDER BY id",
+                )?;
+                let rows = stmt.query_map([name.as_str()], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            tx.execute(
                 "UPDATE tokens SET revoked_at = ?2, revoke_reason = 'identity disabled'
                  WHERE identity = ?1 AND revoked_at IS NULL",
                 params![name.as_str(), ns(at)],
             )?;
+            // The one record names every token it revoked, so each revocation is auditable.
+            let mut audit = audit;
+            audit.details.insert("revoked_tokens".into(), ids.join(","));
             append_in(tx, audit)?;
-            Ok(revoked as u64)
+            Ok(ids.len() as u64)
         })
     }
 
     fn insert_token(&self, t: &TokenRecord, audit: AuditEvent) -> Result<(), StoreError> {
         self.write(|tx| {
+            // Re-checked inside the write transaction: a disable that committed after the
+            // caller's check must win, or a token could be born to an offboarded identity.
+            let state: Option<(bool, Option<String>, Option<bool>)> = tx
+                .query_row(
+                    "SELECT i.enabled, i.owner, o.enabled FROM identities i
+                     LEFT JOIN identities o ON o.name = i.owner WHERE i.name = ?1",
+                    [t.identity.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            match state {
+                None => return Err(StoreError::NotFound(format!("identity `{}`", t.identity))),
+                Some((false, _, _)) => {
+                    return Err(StoreError::Refused(format!("identity `{}` is disabled", t.identity)))
+                }
+                Some((true, Some(owner), owner_enabled)) if owner_enabled != Some(true) => {
+                    return Err(StoreError::Refused(format!(
+                        "identity `{}` is orphaned: its owner `{owner}` is disabled",
+                        t.identity
+                    )))
+                }
+                _ => {}
+            }
             tx.execute(
                 &format!("INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
                 params![
@@ -737,11 +810,26 @@ impl Store for SqliteStore {
                 Ok(r) => records.push(r),
                 // A row that no longer decodes (a kind or decision edited to nonsense) was edited.
                 Err(_) => {
-                    let seq: u64 = row.get(0)?;
+                    let seq = records.last().map(|r: &AuditRecord| r.seq + 1).unwrap_or(1);
                     let checked = verify_chain(records, None);
                     return Ok(checked.and(Err(ChainError::Edited { seq })));
                 }
             }
+        }
+        drop(rows);
+        drop(stmt);
+        match (&head, records.last()) {
+            (None, Some(last)) => return Ok(Err(ChainError::HeadMissing { last: last.seq })),
+            (None, None) => {
+                // Every identity was added with an audit record; a store with identities and no
+                // records had its log wiped.
+                let identities: i64 =
+                    conn.query_row("SELECT count(*) FROM identities", [], |r| r.get(0))?;
+                if identities > 0 {
+                    return Ok(Err(ChainError::Wiped));
+                }
+            }
+            _ => {}
         }
         Ok(verify_chain(
             records,

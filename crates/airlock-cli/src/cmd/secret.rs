@@ -6,7 +6,7 @@ use crate::output::{when, Output};
 use airlock_audit::Actor;
 use airlock_core::{EnvName, Secret};
 use clap::Subcommand;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -38,8 +38,8 @@ pub fn run(config: &Path, cmd: SecretCmd, out: &Output) -> anyhow::Result<ExitCo
                 ));
             }
             let key = ctx.master_key()?;
-            let mut buf = Vec::new();
-            std::io::stdin().lock().read_to_end(&mut buf)?;
+            // Upstream credentials are short; a cap keeps a mistaken pipe from filling memory and the store.
+            let mut buf = crate::output::read_stdin_limited(64 * 1024, "the secret value")?;
             // Drop one trailing newline (from `echo` or a file); keep any other bytes as given.
             if buf.last() == Some(&b'\n') {
                 buf.pop();

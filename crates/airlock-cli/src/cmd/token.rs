@@ -8,7 +8,7 @@ use airlock_authority::IssueRequest;
 use airlock_core::{EnvName, Name, OpClassSet};
 use airlock_store::TokenRecord;
 use clap::Subcommand;
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -228,9 +228,11 @@ pub fn run(config: &Path, cmd: TokenCmd, out: &Output) -> anyhow::Result<ExitCod
                 Some(s) => parse_time(s, auth.now()).map_err(|e| fail(INVALID, e))?,
                 None => auth.now(),
             };
-            let mut line = zeroize::Zeroizing::new(String::new());
-            std::io::stdin().lock().read_line(&mut line)?;
-            let claims = auth.authenticate(line.trim(), env.as_ref(), now)?;
+            let input =
+                zeroize::Zeroizing::new(crate::output::read_stdin_limited(4096, "the token")?);
+            let text = String::from_utf8_lossy(&input);
+            let first = text.lines().next().unwrap_or("").trim();
+            let claims = auth.authenticate(first, env.as_ref(), now)?;
             if out.json() {
                 out.value(claims.as_ref())?;
             } else {
