@@ -117,7 +117,7 @@ pub trait Store: Send + Sync {
     /// broken record.
     fn verify_audit(&self) -> Result<Result<u64, ChainError>, StoreError>;
 
-    /// A number that changes whenever another process or connection commits a change, so caches
-    /// of store contents know when to drop what they hold.
+    /// A number that changes whenever identities or tokens change (from any process), so
+    /// verification caches know when to drop what they hold. Audit appends leave it alone.
     fn change_marker(&self) -> Result<u64, StoreError>;
 }

@@ -93,6 +93,19 @@ CREATE TABLE resources (
     created_by  TEXT NOT NULL
 );
 "#,
+    r#"
+-- Bumped by any change to identities or tokens, by Airlock or by hand, so verification caches in
+-- every process know to drop what they hold. Audit appends do not touch it, so a busy gateway's
+-- own audit writes never empty its token cache.
+CREATE TABLE auth_epoch (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);
+INSERT INTO auth_epoch (id, epoch) VALUES (1, 0);
+CREATE TRIGGER identities_epoch_i AFTER INSERT ON identities BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
+CREATE TRIGGER identities_epoch_u AFTER UPDATE ON identities BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
+CREATE TRIGGER identities_epoch_d AFTER DELETE ON identities BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
+CREATE TRIGGER tokens_epoch_i AFTER INSERT ON tokens BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
+CREATE TRIGGER tokens_epoch_u AFTER UPDATE ON tokens BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
+CREATE TRIGGER tokens_epoch_d AFTER DELETE ON tokens BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
+"#,
 ];
 
 /// The SQLite backend.
@@ -840,8 +853,9 @@ impl Store for SqliteStore {
     fn change_marker(&self) -> Result<u64, StoreError> {
         let conn = self.lock();
         // Cached: this runs on every token check, and preparing costs more than running it.
-        let mut stmt = conn.prepare_cached("PRAGMA data_version")?;
-        Ok(stmt.query_row([], |r| r.get(0))?)
+        let mut stmt = conn.prepare_cached("SELECT epoch FROM auth_epoch WHERE id = 1")?;
+        let epoch: i64 = stmt.query_row([], |r| r.get(0))?;
+        Ok(epoch as u64)
     }
 }
 
