@@ -543,6 +543,44 @@ impl Authority {
         })
     }
 
+    /// Adds or replaces a resource catalog entry: which environment a resource id or `*`
+    /// pattern belongs to.
+    pub fn add_resource(
+        &self,
+        actor: &Actor,
+        pattern: &str,
+        env: &EnvName,
+        kind: Option<String>,
+    ) -> Result<airlock_store::ResourceRecord, SecretError> {
+        let now = self.clock.now();
+        let mut ev = event(actor, now, "resource.add");
+        ev.resource = Some(pattern.to_string());
+        ev.environment = Some(env.to_string());
+        if self.config.environment(env).is_none() {
+            let e = SecretError::UnknownEnvironment {
+                env: env.clone(),
+                known: self.config.environment_names(),
+            };
+            self.audit_refusal(ev, &e.to_string());
+            return Err(e);
+        }
+        if pattern.is_empty() || pattern.len() > 256 || pattern.chars().any(char::is_control) {
+            let e = SecretError::InvalidName(pattern.to_string());
+            self.audit_refusal(ev, &e.to_string());
+            return Err(e);
+        }
+        let rec = airlock_store::ResourceRecord {
+            pattern: pattern.to_string(),
+            environment: env.clone(),
+            kind,
+            created_at: now,
+            created_by: actor.id.clone(),
+        };
+        ev.reason = format!("resource `{pattern}` is in {env}");
+        self.store.put_resource(&rec, ev)?;
+        Ok(rec)
+    }
+
     /// Opens a sealed secret for injection at the gateway. Never print the result.
     pub fn open_secret(
         &self,

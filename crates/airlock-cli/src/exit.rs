@@ -49,6 +49,18 @@ fn store_code(e: &StoreError) -> (u8, &'static str) {
     }
 }
 
+fn load_code(e: &airlock_gateway::LoadError) -> (u8, &'static str) {
+    use airlock_gateway::LoadError as L;
+    match e {
+        L::Store(s) => store_code(s),
+        L::Key { .. } => (ENVIRONMENT, "master_key"),
+        L::Secret { .. } => (INVALID, "secret"),
+        L::Policy(_) | L::PolicyRead { .. } => (INVALID, "policy"),
+        L::Rules { .. } => (INVALID, "rules"),
+        L::Config(_) | L::Url { .. } => (INVALID, "config"),
+    }
+}
+
 fn classify(e: &anyhow::Error) -> (u8, &'static str) {
     if let Some(f) = e.downcast_ref::<Fail>() {
         let kind = match f.code {
@@ -106,6 +118,17 @@ fn classify(e: &anyhow::Error) -> (u8, &'static str) {
             SecretError::WrongKey { .. } | SecretError::Seal(_) => (ENVIRONMENT, "master_key"),
             _ => (INVALID, "refused"),
         };
+    }
+    if let Some(e) = e.downcast_ref::<airlock_gateway::GatewayError>() {
+        return match e {
+            airlock_gateway::GatewayError::Bind { .. } => (ENVIRONMENT, "bind"),
+            airlock_gateway::GatewayError::Store(s) => store_code(s),
+            airlock_gateway::GatewayError::Load(l) => load_code(l),
+            airlock_gateway::GatewayError::NoUpstreams => (INVALID, "config"),
+        };
+    }
+    if let Some(l) = e.downcast_ref::<airlock_gateway::LoadError>() {
+        return load_code(l);
     }
     if e.downcast_ref::<std::io::Error>().is_some() {
         return (ENVIRONMENT, "io");

@@ -50,6 +50,14 @@ enum Command {
     /// List and verify the tamper-evident audit log.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
+    /// Run the gateway: every request decided, audited, and forwarded with the sealed secret.
+    Serve(cmd::serve::ServeArgs),
+    /// Declare which environment resources of a shared API belong to.
+    #[command(subcommand)]
+    Resource(cmd::resource::ResourceCmd),
+    /// Check policy files, show the schema, explain a decision.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCmd),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +76,9 @@ fn main() -> ExitCode {
         Command::Token(c) => cmd::token::run(&cli.config, c, &out),
         Command::Secret(c) => cmd::secret::run(&cli.config, c, &out),
         Command::Audit(c) => cmd::audit::run(&cli.config, c, &out),
+        Command::Serve(a) => cmd::serve::run(&cli.config, a, &out),
+        Command::Resource(c) => cmd::resource::run(&cli.config, c, &out),
+        Command::Policy(c) => cmd::policy::run(&cli.config, c, &out),
     };
     match result {
         Ok(code) => code,

@@ -3,5 +3,8 @@
 pub mod audit;
 pub mod identity;
 pub mod init;
+pub mod policy;
+pub mod resource;
 pub mod secret;
+pub mod serve;
 pub mod token;

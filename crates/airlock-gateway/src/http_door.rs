@@ -1,0 +1,309 @@
+//! The HTTP/GraphQL door: a reverse proxy that decides every request before forwarding it.
+
+use crate::decision::{DoorRequest, Verdict};
+use crate::runtime::{Runtime, UpstreamRt};
+use crate::Shared;
+use airlock_classify::HttpRequest;
+use airlock_core::Outcome;
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The body type the gateway sends both ways.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// A JSON error answer. Never carries a secret, a stack trace, or the upstream's internals.
+fn json_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    hint: &str,
+    extra: serde_json::Value,
+) -> Response<Body> {
+    let mut body = serde_json::json!({ "error": code, "message": message, "hint": hint });
+    if let (Some(obj), serde_json::Value::Object(more)) = (body.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    let mut resp = Response::new(full(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    for name in [header::AUTHORIZATION, header::PROXY_AUTHORIZATION] {
+        if let Some(v) = headers.get(&name).and_then(|v| v.to_str().ok()) {
+            let v = v.trim();
+            if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
+                return Some(v[7..].trim().to_string());
+            }
+        }
+    }
+    None
+}
+
+fn refusal(v: &Verdict) -> Response<Body> {
+    let status = if v.unauthenticated {
+        StatusCode::UNAUTHORIZED
+    } else if v.code == "audit_unavailable" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    let ops: Vec<serde_json::Value> = v
+        .operations
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "action": o.action, "class": o.class, "resource": o.resource,
+                "environment": o.environment, "decision": o.decision.outcome, "code": o.decision.code,
+            })
+        })
+        .collect();
+    let mut resp = json_error(
+        status,
+        &v.code,
+        &v.reason,
+        &v.hint,
+        serde_json::json!({ "class": v.class, "operations": ops, "audit": v.audit_seq }),
+    );
+    if v.outcome == Outcome::NeedsApproval {
+        resp.headers_mut().insert(
+            "airlock-decision",
+            HeaderValue::from_static("approval_required"),
+        );
+    }
+    if v.unauthenticated {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"airlock\""),
+        );
+    }
+    resp
+}
+
+/// Routes a request on the shared listener by prefix; strips the prefix.
+fn route<'a>(rt: &'a Runtime, path_and_query: &str) -> Option<(&'a Arc<UpstreamRt>, String)> {
+    rt.prefixes.iter().find_map(|(prefix, up)| {
+        let rest = path_and_query.strip_prefix(prefix.as_str())?;
+        if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
+            let rest = if rest.starts_with('/') {
+                rest.to_string()
+            } else {
+                format!("/{rest}")
+            };
+            Some((up, rest))
+        } else {
+            None
+        }
+    })
+}
+
+/// Handles one request on a listener; `own` names the upstream of a dedicated listener.
+pub async fn handle(
+    shared: Arc<Shared>,
+    own: Option<String>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let rt = shared.runtime.load_full();
+    let raw_pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let routed = match &own {
+        Some(name) => rt.upstreams.get(name).map(|u| (u, raw_pq.clone())),
+        None => route(&rt, &raw_pq),
+    };
+    let Some((upstream, pq)) = routed else {
+        let known: Vec<&str> = rt.prefixes.iter().map(|(p, _)| p.as_str()).collect();
+        return Ok(json_error(
+            StatusCode::NOT_FOUND,
+            "no_upstream",
+            "no upstream is configured for this path",
+            &format!("send requests under one of: {}", known.join(", ")),
+            serde_json::Value::Null,
+        ));
+    };
+    let upstream = Arc::clone(upstream);
+    let token = bearer(req.headers());
+    let (parts, body) = req.into_parts();
+
+    // Buffer the body only when classification needs it, and only up to the rules' limit.
+    let needs_body = upstream
+        .rules
+        .needs_body(parts.method.as_str(), &pq, &parts.headers);
+    let max = upstream.rules.max_body();
+    let (buffered, stream): (Option<Bytes>, Option<Incoming>) = if needs_body {
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return Ok(too_large(max));
+        }
+        match Limited::new(body, max).collect().await {
+            Ok(c) => (Some(c.to_bytes()), None),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return Ok(too_large(max))
+            }
+            Err(_) => {
+                return Ok(json_error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request_body",
+                    "the request body could not be read",
+                    "resend the request",
+                    serde_json::Value::Null,
+                ))
+            }
+        }
+    } else {
+        (None, Some(body))
+    };
+
+    let classification = upstream.rules.classify(&HttpRequest {
+        method: parts.method.as_str(),
+        path_and_query: &pq,
+        headers: &parts.headers,
+        body: buffered.as_deref(),
+    });
+    let mut details = BTreeMap::new();
+    details.insert(
+        "method".to_string(),
+        classification.effective_method.clone(),
+    );
+    details.insert("path".to_string(), classification.normalized_path.clone());
+    let verdict = shared
+        .decider
+        .decide(
+            &rt,
+            DoorRequest {
+                door: "http",
+                upstream: &upstream,
+                token: token.as_deref(),
+                classification: &classification,
+                details,
+            },
+        )
+        .await;
+    shared
+        .metrics
+        .decision(verdict.outcome, started.elapsed().as_micros() as u64);
+    if verdict.outcome != Outcome::Allow {
+        return Ok(refusal(&verdict));
+    }
+
+    // Forward: the agent's token out, the sealed secret in, the classified path only.
+    let uri = format!(
+        "{}://{}{}{}",
+        upstream.scheme, upstream.authority, upstream.base_path, classification.normalized_path
+    );
+    let mut out = Request::builder().method(parts.method.clone()).uri(uri);
+    if let Some(h) = out.headers_mut() {
+        for (name, value) in parts.headers.iter() {
+            if HOP_BY_HOP.contains(&name.as_str())
+                || name == header::AUTHORIZATION
+                || name == header::HOST
+            {
+                continue;
+            }
+            h.append(name.clone(), value.clone());
+        }
+        if let Some((name, value)) = &upstream.secret {
+            h.insert(name.clone(), value.clone());
+        }
+    }
+    let body: Body = match (buffered, stream) {
+        (Some(b), _) => full(b),
+        (None, Some(s)) => s.boxed(),
+        (None, None) => full(Bytes::new()),
+    };
+    let out = match out.body(body) {
+        Ok(r) => r,
+        Err(_) => {
+            return Ok(json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request could not be forwarded as given",
+                "check the path and headers",
+                serde_json::Value::Null,
+            ))
+        }
+    };
+    let timeout = shared.upstream_timeout;
+    match tokio::time::timeout(timeout, shared.client.request(out)).await {
+        Ok(Ok(resp)) => {
+            let (mut parts, body) = resp.into_parts();
+            for h in HOP_BY_HOP {
+                parts.headers.remove(h);
+            }
+            Ok(Response::from_parts(parts, body.boxed()))
+        }
+        Ok(Err(e)) => {
+            shared.metrics.upstream_error();
+            tracing::warn!(upstream = %upstream.name, error = %e, "upstream request failed");
+            Ok(json_error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                &format!("upstream `{}` could not be reached", upstream.name),
+                "retry later; the request was allowed but not completed",
+                serde_json::json!({ "retry": true }),
+            ))
+        }
+        Err(_) => {
+            shared.metrics.upstream_error();
+            Ok(json_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                &format!(
+                    "upstream `{}` did not answer within {}s",
+                    upstream.name,
+                    timeout.as_secs()
+                ),
+                "retry later; the operation may or may not have happened upstream",
+                serde_json::json!({ "retry": true }),
+            ))
+        }
+    }
+}
+
+fn too_large(max: usize) -> Response<Body> {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large_to_classify",
+        &format!("the body is larger than the {max} bytes Airlock inspects to classify a request, so it is refused, not passed"),
+        "send smaller requests (split a batch)",
+        serde_json::Value::Null,
+    )
+}

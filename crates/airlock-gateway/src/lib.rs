@@ -1,0 +1,355 @@
+//! The gateway: protocol doors in front of upstreams, all sharing one decision path.
+//!
+//! ```text
+//! agent --(Airlock token)--> door --> authenticate --> classify --> decide --> audit --> forward --> upstream
+//! ```
+//! - [`http_door`]: HTTP/1.1 and HTTP/2 reverse proxy for REST and GraphQL APIs.
+//! - [`decision`]: the protocol-neutral decision service every door calls.
+//! - [`audit_writer`]: group commit of decision records.
+//! - [`runtime`]: what a reload swaps (upstreams, rules, secrets, policies, catalog).
+//! - [`admin`]: `/healthz` and `/metrics` on a separate listener.
+
+pub mod admin;
+pub mod audit_writer;
+pub mod decision;
+pub mod http_door;
+pub mod metrics;
+pub mod runtime;
+
+use airlock_authority::Authority;
+use airlock_core::{Clock, SystemClock};
+use airlock_store::SqliteStore;
+use arc_swap::ArcSwap;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+pub use decision::{Decider, DoorRequest, Verdict};
+pub use runtime::{LoadError, Runtime};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration, rules, policies or secrets are invalid.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] airlock_store::StoreError),
+    /// A listener could not be bound.
+    #[error("cannot listen on `{addr}`: {message}; is another process using it?")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        message: String,
+    },
+    /// Nothing to serve.
+    #[error("no upstreams are configured; add an `[upstreams.NAME]` table to airlock.toml (see docs/gateway.md)")]
+    NoUpstreams,
+}
+
+/// State shared by every connection.
+pub struct Shared {
+    /// The current runtime; a reload swaps it atomically.
+    pub runtime: ArcSwap<Runtime>,
+    /// The decision service.
+    pub decider: Decider,
+    /// The pooled upstream client (keep-alive, HTTP/1.1 and HTTP/2, TLS by rustls).
+    pub client: Client<hyper_rustls::HttpsConnector<HttpConnector>, http_door::Body>,
+    /// Counters for `/metrics`.
+    pub metrics: metrics::Metrics,
+    /// How long an upstream may take to answer.
+    pub upstream_timeout: Duration,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+/// Where the gateway listens, once bound.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Bound {
+    /// The shared proxy listener (path-prefix upstreams), if any upstream uses it.
+    pub proxy: Option<SocketAddr>,
+    /// The admin listener.
+    pub admin: SocketAddr,
+    /// Dedicated listeners, by upstream name.
+    pub upstreams: Vec<(String, SocketAddr)>,
+}
+
+/// A started gateway.
+pub struct Running {
+    bound: Bound,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    shared: Arc<Shared>,
+    audit_thread: std::thread::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("bound", &self.bound)
+            .finish()
+    }
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| GatewayError::Bind {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Starts the gateway described by `config_path`: binds every listener, then serves until
+/// [`Running::shutdown`].
+pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
+    let config = airlock_config::Config::load(config_path).map_err(LoadError::from)?;
+    // Two connections: token checks never wait behind the audit writer's fsyncs.
+    let auth_store = Arc::new(SqliteStore::open_existing(&config.store_path())?);
+    let audit_store = Arc::new(SqliteStore::open_existing(&config.store_path())?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let authority = Arc::new(Authority::new(
+        auth_store,
+        config.clone(),
+        Arc::clone(&clock),
+    ));
+    let runtime = Runtime::load(config_path, &authority)?;
+    if runtime.upstreams.is_empty() {
+        return Err(GatewayError::NoUpstreams);
+    }
+    let (audit, audit_thread) = audit_writer::AuditWriter::start(audit_store);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector);
+    let gw = &runtime.config.gateway;
+    let max_conn = gw.max_connections.max(1);
+    let grace = gw.shutdown_grace.0;
+    let upstream_timeout = gw.upstream_timeout.0;
+
+    let mut listeners: Vec<(TcpListener, Option<String>)> = Vec::new();
+    let mut bound_upstreams = Vec::new();
+    let mut proxy = None;
+    if !runtime.prefixes.is_empty() {
+        let l = bind(&gw.listen).await?;
+        proxy = l.local_addr().ok();
+        listeners.push((l, None));
+    }
+    for (name, up) in &runtime.config.upstreams {
+        if let Some(addr) = &up.listen {
+            let l = bind(addr).await?;
+            if let Ok(a) = l.local_addr() {
+                bound_upstreams.push((name.clone(), a));
+            }
+            listeners.push((l, Some(name.clone())));
+        }
+    }
+    let admin_listener = bind(&gw.admin_listen).await?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| GatewayError::Bind {
+            addr: gw.admin_listen.clone(),
+            message: e.to_string(),
+        })?;
+
+    let shared = Arc::new(Shared {
+        runtime: ArcSwap::from_pointee(runtime),
+        decider: Decider::new(Arc::clone(&authority), audit, clock),
+        client,
+        metrics: metrics::Metrics::default(),
+        upstream_timeout,
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let sem = Arc::new(Semaphore::new(max_conn));
+    let mut tasks = Vec::new();
+    for (l, own) in listeners {
+        tasks.push(tokio::spawn(accept_loop(
+            l,
+            Arc::clone(&shared),
+            own,
+            Arc::clone(&sem),
+            stop_rx.clone(),
+            grace,
+        )));
+    }
+    tasks.push(tokio::spawn(admin::serve(
+        admin_listener,
+        Arc::clone(&shared),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(reload_loop(
+        config_path.to_path_buf(),
+        Arc::clone(&shared),
+        authority,
+        stop_rx,
+    )));
+    Ok(Running {
+        bound: Bound {
+            proxy,
+            admin: admin_addr,
+            upstreams: bound_upstreams,
+        },
+        stop,
+        tasks,
+        shared,
+        audit_thread,
+    })
+}
+
+impl Running {
+    /// Where it listens.
+    pub fn bound(&self) -> &Bound {
+        &self.bound
+    }
+
+    /// The shared state (for tests and the demo).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, drains in-flight requests (up to the configured grace), flushes the audit
+    /// queue and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        // Dropping the last handle of the audit writer lets its thread write what is queued and end.
+        drop(self.shared);
+        let _ = tokio::task::spawn_blocking(move || self.audit_thread.join()).await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    own: Option<String>,
+    sem: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => break,
+            p = Arc::clone(&sem).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let own = own.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            http_door::handle(Arc::clone(&shared), own.clone(), req)
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period ended with requests still in flight");
+    }
+}
+
+fn mtimes(paths: &[PathBuf]) -> Vec<Option<SystemTime>> {
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// Reloads on SIGHUP or when a watched file changes; an invalid new version is rejected and
+/// logged, and the last good one keeps serving.
+async fn reload_loop(
+    config_path: PathBuf,
+    shared: Arc<Shared>,
+    authority: Arc<Authority>,
+    mut stop: watch::Receiver<bool>,
+) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut seen = {
+        let rt = shared.runtime.load();
+        (rt.watched.clone(), mtimes(&rt.watched))
+    };
+    loop {
+        #[cfg(unix)]
+        let signal = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signal = std::future::pending::<()>();
+        let why = tokio::select! {
+            _ = stop.changed() => return,
+            _ = signal => "SIGHUP",
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if mtimes(&seen.0) == seen.1 { continue; }
+                "file change"
+            }
+        };
+        let path = config_path.clone();
+        let auth = Arc::clone(&authority);
+        let loaded = tokio::task::spawn_blocking(move || Runtime::load(&path, &auth)).await;
+        match loaded {
+            Ok(Ok(rt)) => {
+                tracing::info!(
+                    trigger = why,
+                    upstreams = rt.upstreams.len(),
+                    policies = rt.policy.policy_count(),
+                    "configuration reloaded"
+                );
+                seen = (rt.watched.clone(), mtimes(&rt.watched));
+                shared.runtime.store(Arc::new(rt));
+                shared.metrics.reload(true);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(trigger = why, error = %e, "new configuration rejected; still serving the last good one");
+                seen.1 = mtimes(&seen.0);
+                shared.metrics.reload(false);
+            }
+            Err(e) => tracing::error!(error = %e, "reload task failed"),
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Everything a reload replaces at once: upstreams with their rules and secrets, the policy
+//! engine, the resource catalog. Built completely before it is swapped in, so a bad new
+//! configuration never serves a single request.
+
+use airlock_authority::Authority;
+use airlock_classify::RuleSet;
+use airlock_config::{Config, Injection};
+use airlock_core::{EnvName, OpClass};
+use airlock_policy::{Engine, PolicyFile};
+use airlock_seal::MasterKey;
+use http::HeaderValue;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a configuration could not be turned into a runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// airlock.toml is invalid.
+    #[error(transparent)]
+    Config(#[from] airlock_config::ConfigError),
+    /// A rule file is invalid.
+    #[error("upstream `{upstream}`: {source}")]
+    Rules {
+        /// The upstream.
+        upstream: String,
+        /// What is wrong with its rules.
+        source: airlock_classify::RuleError,
+    },
+    /// A policy file is unreadable or invalid.
+    #[error(transparent)]
+    Policy(#[from] airlock_policy::PolicyError),
+    /// A policy file could not be read.
+    #[error("cannot read policy file `{path}`: {message}")]
+    PolicyRead {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        message: String,
+    },
+    /// An upstream URL does not parse.
+    #[error("upstream `{upstream}`: invalid url `{url}`")]
+    Url {
+        /// The upstream.
+        upstream: String,
+        /// The URL.
+        url: String,
+    },
+    /// The sealed secret an upstream needs is missing or does not open.
+    #[error("upstream `{upstream}`: {source}")]
+    Secret {
+        /// The upstream.
+        upstream: String,
+        /// Why.
+        source: airlock_authority::SecretError,
+    },
+    /// Upstreams have secrets but the master key is unavailable.
+    #[error(
+        "upstream `{upstream}` injects a sealed secret but the master key is unavailable: {source}"
+    )]
+    Key {
+        /// The upstream.
+        upstream: String,
+        /// Why.
+        source: airlock_seal::KeyError,
+    },
+    /// The resource catalog could not be read.
+    #[error(transparent)]
+    Store(#[from] airlock_store::StoreError),
+}
+
+/// One upstream, ready to serve.
+pub struct UpstreamRt {
+    /// Its name in airlock.toml.
+    pub name: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host:port`.
+    pub authority: String,
+    /// Path prefix of the upstream URL, without a trailing slash.
+    pub base_path: String,
+    /// Path prefix on the shared listener, if any.
+    pub prefix: Option<String>,
+    /// Fixed environment, or None for a catalog upstream.
+    pub environment: Option<EnvName>,
+    /// The classification rules.
+    pub rules: RuleSet,
+    /// The header carrying the injected secret and its value (marked sensitive).
+    pub secret: Option<(http::HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for UpstreamRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamRt")
+            .field("name", &self.name)
+            .field("authority", &self.authority)
+            .field("secret", &self.secret.as_ref().map(|(h, _)| h.as_str()))
+            .finish()
+    }
+}
+
+/// Which environment a resource id belongs to.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    exact: HashMap<String, EnvName>,
+    patterns: Vec<(String, EnvName)>,
+}
+
+impl Catalog {
+    fn add(&mut self, pattern: &str, env: EnvName) {
+        if pattern.contains('*') {
+            self.patterns.push((pattern.to_string(), env));
+        } else {
+            self.exact.insert(pattern.to_string(), env);
+        }
+    }
+
+    /// The environment of `id`: an exact entry, else the most specific (longest) matching
+    /// pattern; None when nobody declared it.
+    pub fn lookup(&self, id: &str) -> Option<&EnvName> {
+        if let Some(e) = self.exact.get(id) {
+            return Some(e);
+        }
+        self.patterns
+            .iter()
+            .filter(|(p, _)| glob_match(p, id))
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, e)| e)
+    }
+}
+
+/// `*` matches any run of characters (including none); everything else literally.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(pos) => rest = &rest[pos + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+/// The compiled state the doors read on every request.
+pub struct Runtime {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// Upstreams by name.
+    pub upstreams: HashMap<String, Arc<UpstreamRt>>,
+    /// Shared-listener prefixes, longest first.
+    pub prefixes: Vec<(String, Arc<UpstreamRt>)>,
+    /// The policy engine.
+    pub policy: Engine,
+    /// The resource catalog (config entries and store entries).
+    pub catalog: Catalog,
+    /// Files whose change triggers a reload.
+    pub watched: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("upstreams", &self.upstreams.len())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Builds a runtime from the configuration file, the store (catalog, sealed secrets) and the key.
+    pub fn load(config_path: &Path, authority: &Authority) -> Result<Runtime, LoadError> {
+        Runtime::load_with(config_path, authority, true)
+    }
+
+    /// Builds a runtime without opening sealed secrets: for `policy check` and `explain`, which
+    /// must work without the master key and never need an upstream credential.
+    pub fn load_for_checks(
+        config_path: &Path,
+        authority: &Authority,
+    ) -> Result<Runtime, LoadError> {
+        Runtime::load_with(config_path, authority, false)
+    }
+
+    fn load_with(
+        config_path: &Path,
+        authority: &Authority,
+        open_secrets: bool,
+    ) -> Result<Runtime, LoadError> {
+        let config = Config::load(config_path)?;
+        let mut watched = vec![config_path.to_path_buf()];
+        let mut key: Option<MasterKey> = None;
+        let mut upstreams = HashMap::new();
+        let mut actions: Vec<(String, OpClass)> = Vec::new();
+        for (name, up) in &config.upstreams {
+            let rules_path = config.resolve(&up.rules);
+            watched.push(rules_path.clone());
+            let rules = RuleSet::load(&rules_path).map_err(|source| LoadError::Rules {
+                upstream: name.clone(),
+                source,
+            })?;
+            actions.extend(rules.actions());
+            let uri: http::Uri = up.url.parse().map_err(|_| LoadError::Url {
+                upstream: name.clone(),
+                url: up.url.clone(),
+            })?;
+            let (Some(scheme), Some(auth)) = (uri.scheme_str(), uri.authority()) else {
+                return Err(LoadError::Url {
+                    upstream: name.clone(),
+                    url: up.url.clone(),
+                });
+            };
+            let secret = match &up.secret {
+                None => None,
+                Some(_) if !open_secrets => None,
+                Some(secret_name) => {
+                    if key.is_none() {
+                        key = Some(MasterKey::load(&config.key_path()).map_err(|source| {
+                            LoadError::Key {
+                                upstream: name.clone(),
+                                source,
+                            }
+                        })?);
+                    }
+                    let Some(k) = key.as_ref() else {
+                        continue;
+                    };
+                    let env = up
+                        .secret_env
+                        .as_ref()
+                        .or(up.environment.as_ref())
+                        .cloned()
+                        .ok_or_else(|| LoadError::Url {
+                            upstream: name.clone(),
+                            url: up.url.clone(),
+                        })?;
+                    let value = authority
+                        .open_secret(k, secret_name, &env)
+                        .map_err(|source| LoadError::Secret {
+                            upstream: name.clone(),
+                            source,
+                        })?;
+                    let (header, text) = match &up.inject {
+                        Injection::Bearer => (
+                            http::header::AUTHORIZATION,
+                            [b"Bearer ".as_slice(), value.expose()].concat(),
+                        ),
+                        Injection::Basic => (
+                            http::header::AUTHORIZATION,
+                            [b"Basic ".as_slice(), value.expose()].concat(),
+                        ),
+                        Injection::Header(h) => (
+                            http::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                                LoadError::Url {
+                                    upstream: name.clone(),
+                                    url: format!("header `{h}`"),
+                                }
+                            })?,
+                            value.expose().clone(),
+                        ),
+                    };
+                    let mut hv = HeaderValue::from_bytes(&text).map_err(|_| LoadError::Secret {
+                        upstream: name.clone(),
+                        source: airlock_authority::SecretError::Empty,
+                    })?;
+                    // Sensitive: hyper's HPACK never indexes it and Debug never prints it.
+                    hv.set_sensitive(true);
+                    Some((header, hv))
+                }
+            };
+            upstreams.insert(
+                name.clone(),
+                Arc::new(UpstreamRt {
+                    name: name.clone(),
+                    scheme: scheme.to_string(),
+                    authority: auth.to_string(),
+                    base_path: uri.path().trim_end_matches('/').to_string(),
+                    prefix: up.prefix.clone(),
+                    environment: up.environment.clone(),
+                    rules,
+                    secret,
+                }),
+            );
+        }
+        let mut prefixes: Vec<(String, Arc<UpstreamRt>)> = upstreams
+            .values()
+            .filter_map(|u| {
+                u.prefix
+                    .clone()
+                    .map(|p| (p.trim_end_matches('/').to_string(), Arc::clone(u)))
+            })
+            .collect();
+        prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+
+        let mut files = Vec::new();
+        for f in &config.policies.files {
+            let path = config.resolve(f);
+            watched.push(path.clone());
+            let text = std::fs::read_to_string(&path).map_err(|e| LoadError::PolicyRead {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            files.push(PolicyFile {
+                origin: f.display().to_string(),
+                text,
+            });
+        }
+        let policy = Engine::new(&actions, &files)?;
+
+        let mut catalog = Catalog::default();
+        for r in &config.resources {
+            catalog.add(&r.id, r.environment.clone());
+        }
+        for r in authority.store().resources()? {
+            // An entry whose environment was removed from the config cannot be trusted: leave it
+            // out, so the resource counts as unknown (most protected).
+            if config.environment(&r.environment).is_some() {
+                catalog.add(&r.pattern, r.environment);
+            }
+        }
+        Ok(Runtime {
+            config,
+            upstreams,
+            prefixes,
+            policy,
+            catalog,
+            watched,
+        })
+    }
+
+    /// Whether `env` is protected; unknown environments are.
+    pub fn protected(&self, env: Option<&EnvName>) -> bool {
+        env.and_then(|e| self.config.environment(e))
+            .is_none_or(|e| e.protected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_the_way_operators_expect() {
+        assert!(glob_match("vol-prod-*", "vol-prod-1"));
+        assert!(!glob_match("vol-prod-*", "vol-stg-1"));
+        assert!(glob_match("*-prod-*", "vol-prod-1"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("vol", "vol-1"));
+    }
+
+    #[test]
+    fn the_most_specific_catalog_pattern_wins() {
+        let mut c = Catalog::default();
+        c.add("vol-*", EnvName::new("staging").unwrap());
+        c.add("vol-prod-*", EnvName::new("production").unwrap());
+        c.add("vol-prod-legacy", EnvName::new("staging").unwrap());
+        assert_eq!(c.lookup("vol-prod-9").unwrap().as_str(), "production");
+        assert_eq!(c.lookup("vol-9").unwrap().as_str(), "staging");
+        assert_eq!(c.lookup("vol-prod-legacy").unwrap().as_str(), "staging");
+        assert!(c.lookup("db-1").is_none());
+    }
+}
