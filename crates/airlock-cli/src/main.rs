@@ -55,6 +55,8 @@ enum Command {
     /// Declare which environment resources of a shared API belong to.
     #[command(subcommand)]
     Resource(cmd::resource::ResourceCmd),
+    /// Replay the incident against a fake cloud API on loopback, narrated step by step.
+    Demo(cmd::demo::DemoArgs),
     /// Check policy files, show the schema, explain a decision.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCmd),
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::serve::run(&cli.config, a, &out),
         Command::Resource(c) => cmd::resource::run(&cli.config, c, &out),
         Command::Policy(c) => cmd::policy::run(&cli.config, c, &out),
+        Command::Demo(a) => cmd::demo::run(a, &out),
     };
     match result {
         Ok(code) => code,

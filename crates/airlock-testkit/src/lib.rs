@@ -5,6 +5,9 @@
     reason = "test support: a failure here is a test failure"
 )]
 
+pub mod client;
+pub mod cloud;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -114,4 +117,42 @@ impl Home {
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         }
     }
+}
+
+/// The repository's root (for shipped rule files).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Appends the incident's setup to a home's airlock.toml: a shared cloud GraphQL API behind the
+/// gateway on `/cloud`, its volumes catalogued by environment, its admin secret sealed.
+pub fn incident_config(cloud: std::net::SocketAddr) -> String {
+    let rules = repo_root().join("rules/cloud-graphql.toml");
+    format!(
+        r#"
+[gateway]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+# One GraphQL endpoint serving staging and production alike, as in the incident.
+[upstreams.cloud]
+url = "http://{cloud}"
+prefix = "/cloud"
+catalog = true
+rules = "{rules}"
+secret = "cloud-admin"
+secret_env = "production"
+
+[[resources]]
+id = "vol-stg-*"
+environment = "staging"
+kind = "volume"
+
+[[resources]]
+id = "vol-prod-*"
+environment = "production"
+kind = "volume"
+"#,
+        rules = rules.display()
+    )
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand group.
 
 pub mod audit;
+pub mod demo;
 pub mod identity;
 pub mod init;
 pub mod policy;

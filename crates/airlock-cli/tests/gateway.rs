@@ -1,0 +1,384 @@
+//! The incident, replayed against the real binary: a shared cloud GraphQL API on loopback, the
+//! `airlock serve` gateway in front of it, and agents holding only Airlock tokens.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use airlock_testkit::client::{graphql, send};
+use airlock_testkit::cloud::FakeCloud;
+use airlock_testkit::{incident_config, Home};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+const ADMIN_SECRET: &str = "cloud-admin-SECRET-9f8e7d6c5b4a";
+
+struct Gateway {
+    child: Child,
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    stderr: std::path::PathBuf,
+}
+
+impl Gateway {
+    fn start(h: &Home) -> Gateway {
+        let stderr = h.path().join("serve.log");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--json"])
+            .current_dir(h.path())
+            .env("AIRLOCK_CONFIG", h.path().join("airlock.toml"))
+            .env("AIRLOCK_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!(
+                "serve did not report its listeners ({e}): {line:?}\n{}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            )
+        });
+        Gateway {
+            child,
+            proxy: v["proxy"].as_str().unwrap().parse().unwrap(),
+            admin: v["admin"].as_str().unwrap().parse().unwrap(),
+            stderr,
+        }
+    }
+
+    /// SIGTERM, then wait: a clean exit means in-flight requests drained and audit flushed.
+    fn stop(mut self) -> String {
+        Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exited with {status}");
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+fn incident_home(cloud: SocketAddr) -> Home {
+    let h = Home::init(BIN);
+    let cfg = h.path().join("airlock.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&incident_config(cloud));
+    std::fs::write(&cfg, text).unwrap();
+    h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
+    h.run(&[
+        "identity",
+        "add",
+        "stage-bot",
+        "--kind",
+        "agent",
+        "--owner",
+        "alice",
+        "--purpose",
+        "staging volume cleanup",
+    ])
+    .ok();
+    h.run(&[
+        "identity",
+        "add",
+        "prod-bot",
+        "--kind",
+        "agent",
+        "--owner",
+        "alice",
+        "--purpose",
+        "production reporting",
+    ])
+    .ok();
+    h.run_with_stdin(
+        &["secret", "set", "cloud-admin", "--env", "production"],
+        Some(ADMIN_SECRET),
+    )
+    .ok();
+    h
+}
+
+fn token(h: &Home, identity: &str, env: &str, allow: &str) -> String {
+    h.run(&[
+        "token",
+        "issue",
+        "--identity",
+        identity,
+        "--env",
+        env,
+        "--allow",
+        allow,
+    ])
+    .ok()
+    .stdout
+    .trim()
+    .to_string()
+}
+
+const DELETE: &str = "mutation Delete($id: ID!) { volumeDelete(volumeId: $id) }";
+const READ: &str = "query Read($id: ID!) { volume(id: $id) { id size } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
+    let production = token(&h, "prod-bot", "production", "read,write,destructive");
+    let gw = Gateway::start(&h);
+    let mut seen = String::new();
+
+    // 1. The incident: a staging token deletes the production volume. Refused, volume intact.
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&staging),
+        DELETE,
+        serde_json::json!({"id": "vol-prod-bookings"}),
+    )
+    .await
+    .unwrap();
+    seen.push_str(&format!("{:?}{}", r.headers, r.body));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["error"], "environment_mismatch", "{}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("vol-prod-bookings"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.json()["hint"]
+            .as_str()
+            .unwrap()
+            .contains("production token"),
+        "{}",
+        r.body
+    );
+    assert!(
+        cloud.has("vol-prod-bookings"),
+        "the production volume must survive"
+    );
+
+    // 2. The same agent deletes a staging volume: its normal work is allowed.
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&staging),
+        DELETE,
+        serde_json::json!({"id": "vol-stg-1"}),
+    )
+    .await
+    .unwrap();
+    seen.push_str(&format!("{:?}{}", r.headers, r.body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"]["volumeDelete"], true, "{}", r.body);
+    assert!(!cloud.has("vol-stg-1"));
+
+    // 3. A production token: the delete waits for a human, reads pass.
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&production),
+        DELETE,
+        serde_json::json!({"id": "vol-prod-bookings"}),
+    )
+    .await
+    .unwrap();
+    seen.push_str(&format!("{:?}{}", r.headers, r.body));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
+    assert!(cloud.has("vol-prod-bookings"));
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&production),
+        READ,
+        serde_json::json!({"id": "vol-prod-bookings"}),
+    )
+    .await
+    .unwrap();
+    seen.push_str(&format!("{:?}{}", r.headers, r.body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"]["volume"]["size"], 500, "{}", r.body);
+
+    // An alias does not hide a delete, and no token means 401 with what to do.
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&staging),
+        "mutation { tidy: volumeDelete(volumeId: \"vol-prod-backups\") }",
+        serde_json::Value::Null,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(cloud.has("vol-prod-backups"));
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        None,
+        READ,
+        serde_json::json!({"id": "vol-stg-2"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(
+        r.json()["hint"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer"),
+        "{}",
+        r.body
+    );
+    seen.push_str(&r.body);
+
+    // The admin endpoints.
+    let health = send(gw.admin, "GET", "/healthz", None, None).await.unwrap();
+    assert_eq!(health.status, 200);
+    let metrics = send(gw.admin, "GET", "/metrics", None, None).await.unwrap();
+    assert!(
+        metrics
+            .body
+            .contains("airlock_decisions_total{decision=\"deny\"}"),
+        "{}",
+        metrics.body
+    );
+
+    let logs = gw.stop();
+    seen.push_str(&logs);
+
+    // Every decision is audited with the agent, its owner and the reason.
+    let audit = h
+        .run(&["audit", "list", "--actor-kind", "agent", "--json"])
+        .ok();
+    let records: Vec<serde_json::Value> = audit
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let refused = records
+        .iter()
+        .find(|r| {
+            r["actor"]["id"] == "stage-bot"
+                && r["decision"] == "deny"
+                && r["resource"] == "vol-prod-bookings"
+        })
+        .unwrap_or_else(|| panic!("no audit record of the refused delete: {}", audit.stdout));
+    assert_eq!(refused["actor"]["kind"], "agent");
+    assert_eq!(refused["actor"]["owner"], "alice");
+    assert_eq!(refused["environment"], "production");
+    assert_eq!(refused["details"]["class"], "destructive");
+    assert_eq!(refused["details"]["code"], "environment_mismatch");
+    assert!(refused["details"]["policies"]
+        .as_str()
+        .unwrap()
+        .contains("environment-match"));
+    assert!(refused["reason"]
+        .as_str()
+        .unwrap()
+        .contains("the token is for staging"));
+    assert!(records
+        .iter()
+        .any(|r| r["decision"] == "needs_approval" && r["actor"]["id"] == "prod-bot"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["decision"] == "allow" && r["action"] == "volume"),
+        "reads are audited too"
+    );
+    h.run(&["audit", "verify"]).ok();
+    seen.push_str(&audit.stdout);
+
+    // The admin secret was injected (the upstream accepted the allowed calls) and appears
+    // nowhere the agent or the logs could show it.
+    assert!(cloud.authorized_requests() >= 2);
+    assert!(!seen.contains(ADMIN_SECRET), "the upstream secret leaked");
+    assert!(
+        !seen.contains(&staging) && !seen.contains(&production),
+        "a token leaked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_policy_on_reload_is_rejected_and_the_last_good_one_keeps_serving() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let policy = h.path().join("extra.cedar");
+    std::fs::write(&policy, "@id(\"no-deletes\")\nforbid (principal, action == Airlock::Action::\"volumeDelete\", resource);\n").unwrap();
+    let cfg = h.path().join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap() + "\n[policies]\nfiles = [\"extra.cedar\"]\n";
+    std::fs::write(&cfg, text).unwrap();
+    h.run(&["policy", "check"]).ok();
+    let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
+    let gw = Gateway::start(&h);
+    let del = |id: &'static str| {
+        graphql(
+            gw.proxy,
+            "/cloud/graphql",
+            Some(&staging),
+            DELETE,
+            serde_json::json!({ "id": id }),
+        )
+    };
+    let r = del("vol-stg-1").await.unwrap();
+    assert_eq!(r.json()["error"], "denied_by_policy", "{}", r.body);
+
+    // A broken policy file: rejected, the old policy keeps refusing deletes.
+    std::fs::write(&policy, "forbid (principal, action resource);").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let r = del("vol-stg-1").await.unwrap();
+    assert_eq!(r.json()["error"], "denied_by_policy", "{}", r.body);
+    let m = send(gw.admin, "GET", "/metrics", None, None).await.unwrap();
+    assert!(
+        m.body
+            .contains("airlock_reloads_total{result=\"rejected\"} "),
+        "{}",
+        m.body
+    );
+    assert!(
+        !m.body
+            .contains("airlock_reloads_total{result=\"rejected\"} 0"),
+        "{}",
+        m.body
+    );
+
+    // A valid change is picked up without a restart.
+    std::fs::write(&policy, "// no extra rules\n").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut allowed = false;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let r = del("vol-stg-1").await.unwrap();
+        if r.status == 200 {
+            allowed = true;
+            break;
+        }
+    }
+    assert!(allowed, "the fixed policy was never picked up");
+    let logs = gw.stop();
+    assert!(logs.contains("new configuration rejected"), "{logs}");
+}
+
+#[test]
+fn serve_without_upstreams_says_what_to_add() {
+    let h = Home::init(BIN);
+    let r = h.run(&["serve"]).code(2);
+    assert!(
+        r.stderr.contains("no upstreams are configured"),
+        "{}",
+        r.stderr
+    );
+}
