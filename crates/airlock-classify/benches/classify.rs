@@ -1,0 +1,2 @@
+//! Classification benchmarks (filled in below).
+fn main() {}
