@@ -104,6 +104,17 @@ impl Pattern {
             .collect()
     }
 
+    /// How specific the pattern is, to break ties between rules of the same class:
+    /// more literal segments first, then a pattern without a tail.
+    pub(crate) fn specificity(&self) -> (usize, bool) {
+        let lits = self
+            .segs
+            .iter()
+            .filter(|s| matches!(s, Seg::Lit(_)))
+            .count();
+        (lits, self.tail.is_none())
+    }
+
     /// Matches a normalised path; returns the captures (percent-decoded) on success.
     pub(crate) fn matches(&self, normalized: &str) -> Option<Vec<(String, String)>> {
         let parts: Vec<&str> = normalized.split('/').filter(|s| !s.is_empty()).collect();
@@ -172,8 +183,8 @@ impl Template {
         Ok(Template(parts))
     }
 
-    /// Fills the template from a match's captures.
-    pub(crate) fn render(&self, caps: &[(String, String)]) -> String {
+    /// Fills the template from a match's captures; `None` when that leaves nothing.
+    pub(crate) fn render(&self, caps: &[(String, String)]) -> Option<String> {
         let mut out = String::new();
         for p in &self.0 {
             match p {
@@ -185,7 +196,7 @@ impl Template {
                 }
             }
         }
-        out
+        (!out.is_empty()).then_some(out)
     }
 }
 
@@ -207,8 +218,8 @@ pub(crate) struct RuleMatch<'r> {
     pub(crate) resource_id: Option<String>,
 }
 
-/// The most dangerous rule matching `method` and `normalized` (ties: the earlier rule), so that
-/// rule order can never lower a request's class.
+/// The most dangerous rule matching `method` and `normalized` (ties: the more specific pattern,
+/// then the earlier rule), so that rule order can never lower a request's class.
 pub(crate) fn best_match<'r>(
     rules: &'r [HttpRule],
     method: &str,
@@ -224,10 +235,15 @@ pub(crate) fn best_match<'r>(
         let Some(caps) = rule.pattern.matches(normalized) else {
             continue;
         };
-        if best.as_ref().is_some_and(|b| b.rule.class >= rule.class) {
-            continue;
+        if let Some(b) = &best {
+            let better = rule.class > b.rule.class
+                || (rule.class == b.rule.class
+                    && rule.pattern.specificity() > b.rule.pattern.specificity());
+            if !better {
+                continue;
+            }
         }
-        let resource_id = rule.resource.as_ref().map(|t| t.render(&caps));
+        let resource_id = rule.resource.as_ref().and_then(|t| t.render(&caps));
         best = Some(RuleMatch { rule, resource_id });
     }
     best
@@ -283,7 +299,13 @@ mod tests {
     #[test]
     fn templates() {
         let t = Template::parse("vol-{id}", &["id"]).unwrap();
-        assert_eq!(t.render(&[("id".into(), "7".into())]), "vol-7");
+        assert_eq!(t.render(&[("id".into(), "7".into())]).unwrap(), "vol-7");
+        assert_eq!(
+            Template::parse("{id}", &["id"])
+                .unwrap()
+                .render(&[("id".into(), "".into())]),
+            None
+        );
         assert!(Template::parse("{nope}", &["id"]).is_err());
         assert!(Template::parse("{id", &["id"]).is_err());
     }
