@@ -1,5 +1,5 @@
 //! Helpers shared by the classifier tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
 use airlock_classify::{Classification, HttpRequest, RuleSet};
 use http::{HeaderMap, HeaderName, HeaderValue};
