@@ -67,17 +67,47 @@ enum OpKind {
     Subscription,
 }
 
-/// One GraphQL request of a JSON body (or of a batch). Derived, so duplicate keys such as two
-/// `query` members are refused instead of silently resolved differently from the upstream.
-#[derive(serde::Deserialize)]
+/// One GraphQL request of a JSON body (or of a batch). Every value of a repeated member is
+/// kept: servers disagree on whether the first or the last `query` wins, so each reading is
+/// classified and the most dangerous counts.
+#[derive(Default)]
 struct GqlRequest {
-    #[serde(default)]
-    query: Option<Json>,
-    #[serde(default)]
-    variables: Option<Json>,
-    #[serde(default, rename = "operationName")]
-    operation_name: Option<Json>,
+    query: Vec<Json>,
+    variables: Vec<Json>,
+    operation_name: Vec<Json>,
 }
+
+impl<'de> serde::Deserialize<'de> for GqlRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = GqlRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a GraphQL request object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<GqlRequest, A::Error> {
+                let mut r = GqlRequest::default();
+                while let Some(k) = map.next_key::<String>()? {
+                    let v: Json = map.next_value()?;
+                    match k.as_str() {
+                        "query" => r.query.push(v),
+                        "variables" => r.variables.push(v),
+                        "operationName" => r.operation_name.push(v),
+                        _ => {}
+                    }
+                }
+                Ok(r)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Readings of one request beyond which ambiguity is not worth resolving.
+const MAX_READINGS: usize = 8;
 
 impl GraphqlRules {
     /// Whether a normalised path is one of this upstream's GraphQL endpoints.
@@ -110,7 +140,12 @@ impl GraphqlRules {
             },
         };
         let name = name.filter(|n| !n.is_empty()).map(Json::String);
-        self.classify_parts(Some(Json::String(query)), vars, name, acc);
+        let req = GqlRequest {
+            query: vec![Json::String(query)],
+            variables: vars.into_iter().collect(),
+            operation_name: name.into_iter().collect(),
+        };
+        self.classify_request(req, acc);
     }
 
     /// Classifies a GraphQL request body according to its content type.
@@ -145,55 +180,157 @@ impl GraphqlRules {
         match first {
             Some(b'[') => match serde_json::from_slice::<Vec<GqlRequest>>(body) {
                 Ok(batch) if batch.is_empty() => acc.fail("empty GraphQL batch".into()),
-                Ok(batch) if batch.len() > self.limits.max_batch => acc.fail(format!(
-                    "GraphQL batch of {} requests exceeds the limit of {}",
-                    batch.len(),
-                    self.limits.max_batch
-                )),
+                Ok(batch) if batch.len() > self.limits.max_batch => {
+                    acc.fail(format!(
+                        "GraphQL batch of {} requests exceeds the limit of {}",
+                        batch.len(),
+                        self.limits.max_batch
+                    ));
+                    for r in &batch {
+                        for q in r.query.iter().filter_map(Json::as_str) {
+                            self.worst_case(q, acc);
+                        }
+                    }
+                }
                 Ok(batch) => {
                     for r in batch {
-                        self.classify_parts(r.query, r.variables, r.operation_name, acc);
+                        self.classify_request(r, acc);
                     }
                 }
                 Err(e) => acc.fail(format!("GraphQL batch is not valid JSON: {e}")),
             },
             Some(b'{') => match serde_json::from_slice::<GqlRequest>(body) {
-                Ok(r) => self.classify_parts(r.query, r.variables, r.operation_name, acc),
+                Ok(r) => self.classify_request(r, acc),
                 Err(e) => acc.fail(format!("GraphQL body is not valid JSON: {e}")),
             },
             _ => acc.fail("GraphQL body is neither a JSON object nor a JSON array".into()),
         }
     }
 
+    /// Classifies every reading of a request (one per combination of repeated members).
+    fn classify_request(&self, r: GqlRequest, acc: &mut Acc) {
+        if r.query.is_empty() {
+            return acc.fail("GraphQL request without a `query`".into());
+        }
+        let vars: Vec<Option<&Json>> = if r.variables.is_empty() {
+            vec![None]
+        } else {
+            r.variables.iter().map(Some).collect()
+        };
+        let names: Vec<Option<&Json>> = if r.operation_name.is_empty() {
+            vec![None]
+        } else {
+            r.operation_name.iter().map(Some).collect()
+        };
+        let readings = r.query.len() * vars.len() * names.len();
+        if readings > 1 {
+            acc.notes.push(format!(
+                "repeated members in a GraphQL request: {readings} readings classified, the most dangerous counts"
+            ));
+        }
+        if readings > MAX_READINGS {
+            acc.fail(format!(
+                "{readings} readings of one GraphQL request exceed the limit of {MAX_READINGS}"
+            ));
+            for q in r.query.iter().filter_map(Json::as_str) {
+                self.worst_case(q, acc);
+            }
+            return;
+        }
+        for q in &r.query {
+            for v in &vars {
+                for n in &names {
+                    self.classify_parts(q, *v, *n, acc);
+                }
+            }
+        }
+    }
+
     fn classify_parts(
         &self,
-        query: Option<Json>,
-        variables: Option<Json>,
-        name: Option<Json>,
+        query: &Json,
+        variables: Option<&Json>,
+        name: Option<&Json>,
         acc: &mut Acc,
     ) {
-        let query = match query {
-            Some(Json::String(q)) => q,
-            Some(_) => return acc.fail("GraphQL `query` is not a string".into()),
-            None => return acc.fail("GraphQL request without a `query`".into()),
+        let Json::String(query) = query else {
+            return acc.fail("GraphQL `query` is not a string".into());
         };
         // Some clients send variables as a JSON string; servers that accept that parse it.
+        let parsed;
         let variables = match variables {
             None | Some(Json::Null) => None,
             Some(Json::Object(m)) => Some(m),
-            Some(Json::String(s)) => match serde_json::from_str::<Json>(&s) {
-                Ok(Json::Object(m)) => Some(m),
+            Some(Json::String(s)) => match serde_json::from_str::<Json>(s) {
+                Ok(Json::Object(m)) => {
+                    parsed = m;
+                    Some(&parsed)
+                }
                 Ok(Json::Null) => None,
-                _ => return acc.fail("GraphQL `variables` is not a JSON object".into()),
+                _ => {
+                    return self.fail_doc(
+                        query,
+                        "GraphQL `variables` is not a JSON object".into(),
+                        acc,
+                    )
+                }
             },
-            Some(_) => return acc.fail("GraphQL `variables` is not a JSON object".into()),
+            Some(_) => {
+                return self.fail_doc(
+                    query,
+                    "GraphQL `variables` is not a JSON object".into(),
+                    acc,
+                )
+            }
         };
         let name = match name {
             None | Some(Json::Null) => None,
-            Some(Json::String(s)) => Some(s),
-            Some(_) => return acc.fail("GraphQL `operationName` is not a string".into()),
+            Some(Json::String(s)) => Some(s.as_str()),
+            Some(_) => {
+                return self.fail_doc(query, "GraphQL `operationName` is not a string".into(), acc)
+            }
         };
-        self.classify_document(&query, variables.as_ref(), name.as_deref(), acc);
+        self.classify_document(query, variables, name, acc);
+    }
+
+    /// Records a failure on a document, plus what the document might still do: an upstream
+    /// with a laxer parser or higher limits could execute what Airlock could not classify.
+    fn fail_doc(&self, text: &str, why: String, acc: &mut Acc) {
+        acc.fail(why);
+        self.worst_case(text, acc);
+    }
+
+    /// Adds every configured field more dangerous than `destructive` that the text names.
+    /// GraphQL names cannot be escaped inside a document, so a word scan over-approximates
+    /// the fields it can execute.
+    fn worst_case(&self, text: &str, acc: &mut Acc) {
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let bytes = text.as_bytes();
+        let mut names: Vec<(&String, &FieldRule)> = self
+            .fields
+            .iter()
+            .filter(|(_, r)| r.class > OpClass::Destructive)
+            .collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, rule) in names {
+            let found = text.match_indices(name.as_str()).any(|(i, _)| {
+                let before = i.checked_sub(1).and_then(|j| bytes.get(j)).copied();
+                let after = bytes.get(i + name.len()).copied();
+                !before.is_some_and(word) && !after.is_some_and(word)
+            });
+            if found {
+                acc.ops.push(Operation {
+                    action: name.clone(),
+                    class: rule.class,
+                    resource_kind: rule.resource_kind.clone(),
+                    resource_id: None,
+                });
+                acc.notes.push(format!(
+                    "the unclassifiable document names `{name}`: counted as {}",
+                    rule.class
+                ));
+            }
+        }
     }
 
     /// Classifies one GraphQL document with its variables and chosen operation name.
@@ -210,7 +347,7 @@ impl GraphqlRules {
             .parse();
         if let Some(e) = tree.errors().next() {
             let msg: String = e.message().chars().take(200).collect();
-            return acc.fail(format!("cannot parse GraphQL: {msg}"));
+            return self.fail_doc(query, format!("cannot parse GraphQL: {msg}"), acc);
         }
         let doc = tree.document();
         let mut ops = Vec::new();
@@ -220,23 +357,27 @@ impl GraphqlRules {
                 cst::Definition::OperationDefinition(op) => ops.push(op),
                 cst::Definition::FragmentDefinition(f) => {
                     let Some(n) = f.fragment_name().and_then(|n| n.name()) else {
-                        return acc.fail("fragment without a name".into());
+                        return self.fail_doc(query, "fragment without a name".into(), acc);
                     };
                     let n = n.text().to_string();
                     if fragments.insert(n.clone(), f).is_some() {
-                        return acc.fail(format!("fragment `{n}` defined twice"));
+                        return self.fail_doc(query, format!("fragment `{n}` defined twice"), acc);
                     }
                 }
                 other => {
-                    return acc.fail(format!(
-                        "document holds a `{}`, which is not executable",
-                        other.kind()
-                    ));
+                    return self.fail_doc(
+                        query,
+                        format!(
+                            "document holds a `{}`, which is not executable",
+                            other.kind()
+                        ),
+                        acc,
+                    );
                 }
             }
         }
         if ops.is_empty() {
-            return acc.fail("GraphQL document holds no operation".into());
+            return self.fail_doc(query, "GraphQL document holds no operation".into(), acc);
         }
         let op_name_of = |op: &cst::OperationDefinition| op.name().map(|n| n.text().to_string());
         let selected: Vec<&cst::OperationDefinition> = match op_name {
@@ -246,9 +387,11 @@ impl GraphqlRules {
                     .filter(|op| op_name_of(op).as_deref() == Some(want))
                     .collect();
                 if found.is_empty() {
-                    return acc.fail(format!(
-                        "`operationName` `{want}` names no operation in the document"
-                    ));
+                    return self.fail_doc(
+                        query,
+                        format!("`operationName` `{want}` names no operation in the document"),
+                        acc,
+                    );
                 }
                 found
             }
@@ -271,7 +414,7 @@ impl GraphqlRules {
             };
             let defaults = default_values(op);
             let Some(sel) = op.selection_set() else {
-                return acc.fail("operation without a selection set".into());
+                return self.fail_doc(query, "operation without a selection set".into(), acc);
             };
             let cx = OpCx {
                 rules: self,
@@ -282,7 +425,7 @@ impl GraphqlRules {
             };
             let mut stack = Vec::new();
             if let Err(e) = cx.walk(&sel, 0, &mut stack, acc) {
-                return acc.fail(e);
+                return self.fail_doc(query, e, acc);
             }
         }
     }

@@ -316,10 +316,6 @@ fn failures_are_one_destructive_operation_with_a_note() {
             "{\"query\": \"mutation { volumeDelete(\"}",
             "cannot parse GraphQL",
         ),
-        (
-            "{\"query\": \"{ volumes }\", \"query\": \"mutation { volumeDelete }\"}",
-            "duplicate field",
-        ),
         ("{\"query\": \"type Q { a: Int }\"}", "not executable"),
         (
             "{\"query\": \"{ a }\", \"operationName\": 3}",
@@ -399,4 +395,48 @@ fn actions_include_graphql_fields() {
     ] {
         assert!(acts.contains(&(a.to_string(), c)), "{a}: {acts:?}");
     }
+}
+
+#[test]
+fn repeated_members_classify_every_reading() {
+    let rs = cloud();
+    let c = gql(&rs, "{\"query\": \"{ volumes { id } }\", \"query\": \"mutation { volumeDelete(volumeId: \\\"v\\\") { id } }\"}");
+    assert_eq!(actions(&c), ["volumes", "volumeDelete"]);
+    assert_eq!(c.class(), Destructive);
+    let doc = "query Q { volumes { id } } mutation M { apiTokenCreate { token } }";
+    let body = format!(
+        "{{\"query\": {}, \"operationName\": \"Q\", \"operationName\": \"M\"}}",
+        serde_json::json!(doc)
+    );
+    assert_eq!(gql(&rs, &body).class(), Privilege);
+}
+
+#[test]
+fn failures_still_count_privileged_fields_they_name() {
+    // An upstream with higher limits or a laxer parser could execute what Airlock could not
+    // classify: a failure must not hide a privilege operation behind `destructive`.
+    let rs = cloud();
+    let padding: String = (0..300)
+        .map(|i| format!("a{i}: volumes {{ id }} "))
+        .collect();
+    let c = gql(
+        &rs,
+        &json(&format!(
+            "mutation {{ {padding} apiTokenCreate(input: {{projectId: \"p\"}}) {{ token }} }}"
+        )),
+    );
+    assert!(c.operations.iter().any(|o| o.action == UNCLASSIFIABLE));
+    assert_eq!(c.class(), Privilege);
+    let c = gql(
+        &rs,
+        &json("mutation { apiTokenCreate(input: {projectId: \"p\"}) { token } "),
+    );
+    assert_eq!(c.class(), Privilege);
+    // A longer name that merely contains a privileged one is not it.
+    let c = gql(&rs, &json("mutation { apiTokenCreateX { token } "));
+    assert_eq!(c.class(), Destructive);
+    let batch = serde_json::Value::Array(
+        (0..40).map(|i| serde_json::json!({"query": if i == 39 { "mutation { projectMemberAdd { id } }" } else { "{ volumes { id } }" }})).collect(),
+    );
+    assert_eq!(gql(&rs, &batch.to_string()).class(), Privilege);
 }
