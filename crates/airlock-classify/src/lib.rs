@@ -297,13 +297,34 @@ impl RuleSet {
             Ok(n) => n,
             Err(e) => {
                 let shown: String = raw_path.chars().take(200).collect();
+                let upper = shown_method.to_ascii_uppercase();
+                let mut operations = vec![unclassifiable()];
+                let mut notes = vec![format!(
+                    "path `{shown}` cannot be classified: {e}: treated as destructive"
+                )];
+                // The upstream may read the path in a way Airlock refused to guess; none of
+                // those readings may reach something more dangerous than the answer.
+                for reading in path::lenient_readings(raw_path, self.case_insensitive) {
+                    let found = http_rules::best_match(&self.rules, &upper, &reading)
+                        .filter(|m| m.rule.class > OpClass::Destructive);
+                    if let Some(m) = found {
+                        notes.push(format!(
+                            "the path could be read as `{reading}`: `{}`, {}",
+                            m.rule.action, m.rule.class
+                        ));
+                        operations.push(Operation {
+                            action: m.rule.action.clone(),
+                            class: m.rule.class,
+                            resource_kind: m.rule.resource_kind.clone(),
+                            resource_id: m.resource_id,
+                        });
+                    }
+                }
                 return Classification {
-                    operations: vec![unclassifiable()],
-                    effective_method: shown_method.to_ascii_uppercase(),
+                    operations,
+                    effective_method: upper,
                     normalized_path: req.path_and_query.to_string(),
-                    notes: vec![format!(
-                        "path `{shown}` cannot be classified: {e}: treated as destructive"
-                    )],
+                    notes,
                 };
             }
         };

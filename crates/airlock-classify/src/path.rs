@@ -165,6 +165,45 @@ pub fn normalize_path(path: &str, lowercase: bool) -> Result<String, PathError> 
     Ok(out)
 }
 
+/// Readings an upstream might give a path Airlock refused: escapes decoded once and twice
+/// (an encoded `/` or `\\` becoming a separator), `\\` as `/`, `;params` stripped, NUL
+/// ending the path, dot segments clamped at the root. Used only to make sure a refused path is
+/// never classified lower than what it could reach.
+pub fn lenient_readings(path: &str, lowercase: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = path.as_bytes().to_vec();
+    for _ in 0..3 {
+        let text = String::from_utf8_lossy(&cur).into_owned();
+        let seps = text.replace('\\', "/");
+        let cut = seps.split('\0').next().unwrap_or("");
+        let segs: Vec<String> = cut
+            .split('/')
+            .map(|s| s.split(';').next().unwrap_or("").to_string())
+            .collect();
+        let mut stack: Vec<String> = Vec::new();
+        for seg in segs {
+            let seg = if lowercase { seg.to_lowercase() } else { seg };
+            match seg.as_str() {
+                "" | "." => {}
+                ".." => {
+                    stack.pop();
+                }
+                _ => stack.push(seg),
+            }
+        }
+        let reading = format!("/{}", stack.join("/"));
+        if !out.contains(&reading) {
+            out.push(reading);
+        }
+        let next = decode_segment(&text).into_bytes();
+        if next == cur {
+            break;
+        }
+        cur = next;
+    }
+    out
+}
+
 /// Decodes every percent-escape of an already normalised segment (for resource ids).
 pub fn decode_segment(seg: &str) -> String {
     let bytes = seg.as_bytes();
@@ -272,6 +311,18 @@ mod tests {
             "/v1/volumes/ab"
         );
         assert_eq!(normalize_path("/x%3f", true).unwrap(), "/x%3F");
+    }
+
+    #[test]
+    fn lenient_readings_see_through_tricks() {
+        let r = lenient_readings("/v1/VOLUMES/..%2fadmin", false);
+        assert!(
+            r.contains(&"/v1/admin".to_string()) || r.contains(&"/v1/VOLUMES/admin".to_string()),
+            "{r:?}"
+        );
+        assert!(lenient_readings("/x/%252e%252e/admin", false).contains(&"/admin".to_string()));
+        assert!(lenient_readings("/admin;x/users", false).contains(&"/admin/users".to_string()));
+        assert!(lenient_readings("/a%5c..%5cadmin", false).contains(&"/admin".to_string()));
     }
 
     #[test]

@@ -70,8 +70,12 @@ fn unmatched_can_only_be_lowered_explicitly() {
 fn bypass_encoded_slash_and_case() {
     let rs = rest();
     let c = classify(&rs, "GET", "/v1/VOLUMES/..%2fadmin", &[], None);
-    assert_eq!(c.class(), Destructive);
+    // Refused, and an upstream decoding `%2f` would reach `/v1/admin`: privilege.
+    assert_eq!(actions(&c), [UNCLASSIFIABLE, "admin"]);
+    assert_eq!(c.class(), Privilege);
+    let c = classify(&rs, "GET", "/v1/volumes%2f7", &[], None);
     assert_eq!(actions(&c), [UNCLASSIFIABLE]);
+    assert_eq!(c.class(), Destructive);
     assert!(c.notes[0].contains("%2F"), "{:?}", c.notes);
     // Dot segments resolve before matching: this is /admin.
     assert_eq!(class(&rs, "GET", "/v1/volumes/../../admin"), Privilege);
@@ -82,10 +86,18 @@ fn bypass_encoded_slash_and_case() {
     assert_eq!(class(&rs, "GET", "//admin"), Privilege);
     assert_eq!(class(&rs, "GET", "/admin/"), Privilege);
     assert_eq!(class(&rs, "GET", "/%61dmin"), Privilege);
-    assert_eq!(class(&rs, "GET", "/v1/%252e%252e/admin"), Destructive);
-    assert_eq!(class(&rs, "GET", "/admin%5cusers"), Destructive);
-    assert_eq!(class(&rs, "GET", "/../admin"), Destructive);
-    assert_eq!(class(&rs, "GET", "/admin;jsessionid=x"), Destructive);
+    assert_eq!(class(&rs, "GET", "/admin%5cusers"), Privilege);
+    assert_eq!(class(&rs, "GET", "/v1/volumes%5c7"), Destructive);
+    assert_eq!(class(&rs, "GET", "/../admin"), Privilege);
+    assert_eq!(class(&rs, "GET", "/../v1/volumes"), Destructive);
+    assert_eq!(class(&rs, "GET", "/admin;jsessionid=x"), Privilege);
+    assert_eq!(class(&rs, "GET", "/v1/volumes;x=1"), Destructive);
+    // Refused paths still count what a lenient upstream could read them as.
+    let c = classify(&rs, "GET", "/v1/volumes/..%2f..%2fadmin", &[], None);
+    assert_eq!(c.class(), Privilege, "{:?}", c.notes);
+    assert_eq!(actions(&c), [UNCLASSIFIABLE, "admin"]);
+    assert_eq!(class(&rs, "GET", "/admin;x/users"), Privilege);
+    assert_eq!(class(&rs, "GET", "/v1/%252e%252e/admin"), Privilege);
     // Case-sensitive upstream: /ADMIN is a different path, which no rule covers.
     assert_eq!(class(&rs, "GET", "/ADMIN"), Destructive);
 }
