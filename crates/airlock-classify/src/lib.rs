@@ -231,10 +231,9 @@ impl RuleSet {
         if !g.is_endpoint(&norm) {
             return false;
         }
-        match self.candidate_methods(method, headers, query, None) {
-            Ok(ms) => ms.iter().any(|m| m != "GET"),
-            Err(_) => false,
-        }
+        let (methods, problems) = self.candidate_methods(method, headers, query, None);
+        // With an unreadable override the body is needed to judge what the other reading does.
+        !problems.is_empty() || methods.iter().any(|m| m != "GET")
     }
 
     /// The largest body the gateway may buffer for classification; a larger one is refused.
@@ -257,14 +256,15 @@ impl RuleSet {
         headers: &http::HeaderMap,
         query: Option<&str>,
         form_body: Option<&[u8]>,
-    ) -> Result<Vec<String>, String> {
+    ) -> (Vec<String>, Vec<String>) {
+        let mut problems = Vec::new();
         let mut named: Vec<(String, String)> = vec![("request line".into(), method.to_string())];
         for h in OVERRIDE_HEADERS {
             for v in headers.get_all(h) {
-                let v = v
-                    .to_str()
-                    .map_err(|_| format!("`{h}` header is not visible ASCII"))?;
-                named.push((format!("`{h}` header"), v.trim().to_string()));
+                match v.to_str() {
+                    Ok(v) => named.push((format!("`{h}` header"), v.trim().to_string())),
+                    Err(_) => problems.push(format!("`{h}` header is not visible ASCII")),
+                }
             }
         }
         for v in path::query_values(query.unwrap_or(""), "_method") {
@@ -280,88 +280,86 @@ impl RuleSet {
         for (from, m) in named {
             if !valid_method(&m) {
                 let shown: String = m.chars().take(40).collect();
-                return Err(format!("{from} names `{shown}`, which is not a method"));
+                problems.push(format!("{from} names `{shown}`, which is not a method"));
+                continue;
             }
             let m = m.to_ascii_uppercase();
             out.retain(|x| *x != m);
             out.push(m);
         }
-        Ok(out)
+        (out, problems)
     }
 
     /// Classifies a request. Never fails: what cannot be classified is destructive.
     pub fn classify(&self, req: &HttpRequest<'_>) -> Classification {
         let (raw_path, query) = path::split_query(req.path_and_query);
-        let shown_method: String = req.method.chars().take(40).collect();
+        // Problems make the request destructive, but classification carries on with what is
+        // readable: an upstream that ignores a garbled override still executes the rest.
+        let mut problems = Vec::new();
+        let ct = content_type(req.headers).unwrap_or_else(|e| {
+            problems.push(e);
+            None
+        });
+        let form_body = if req.method.eq_ignore_ascii_case("POST") && is_form(ct.as_deref()) {
+            if req.body.is_none() {
+                problems.push(
+                    "form body not buffered, so a `_method` override in it cannot be checked"
+                        .into(),
+                );
+            }
+            req.body
+        } else {
+            None
+        };
+        let (methods, bad) = self.candidate_methods(req.method, req.headers, query, form_body);
+        problems.extend(bad);
+        let shown_method: String = req
+            .method
+            .chars()
+            .take(40)
+            .collect::<String>()
+            .to_ascii_uppercase();
+
         let norm = match path::normalize_path(raw_path, self.case_insensitive) {
             Ok(n) => n,
             Err(e) => {
                 let shown: String = raw_path.chars().take(200).collect();
-                let upper = shown_method.to_ascii_uppercase();
-                let mut operations = vec![unclassifiable()];
-                let mut notes = vec![format!(
-                    "path `{shown}` cannot be classified: {e}: treated as destructive"
-                )];
+                let mut acc = Acc::default();
+                acc.fail(format!("path `{shown}` cannot be classified: {e}"));
                 // The upstream may read the path in a way Airlock refused to guess; none of
                 // those readings may reach something more dangerous than the answer.
                 for reading in path::lenient_readings(raw_path, self.case_insensitive) {
-                    let found = http_rules::best_match(&self.rules, &upper, &reading)
-                        .filter(|m| m.rule.class > OpClass::Destructive);
-                    if let Some(m) = found {
-                        notes.push(format!(
-                            "the path could be read as `{reading}`: `{}`, {}",
-                            m.rule.action, m.rule.class
-                        ));
-                        operations.push(Operation {
-                            action: m.rule.action.clone(),
-                            class: m.rule.class,
-                            resource_kind: m.rule.resource_kind.clone(),
-                            resource_id: m.resource_id,
-                        });
+                    for m in &methods {
+                        let found = http_rules::best_match(&self.rules, m, &reading)
+                            .filter(|m| m.rule.class > OpClass::Destructive);
+                        if let Some(hit) = found {
+                            acc.notes.push(format!(
+                                "the path could be read as `{reading}`: `{}`, {}",
+                                hit.rule.action, hit.rule.class
+                            ));
+                            acc.ops.push(Operation {
+                                action: hit.rule.action.clone(),
+                                class: hit.rule.class,
+                                resource_kind: hit.rule.resource_kind.clone(),
+                                resource_id: hit.resource_id,
+                            });
+                        }
                     }
                 }
+                for p in problems {
+                    acc.fail(p);
+                }
                 return Classification {
-                    operations,
-                    effective_method: upper,
+                    operations: acc.ops,
+                    effective_method: methods.last().cloned().unwrap_or(shown_method),
                     normalized_path: req.path_and_query.to_string(),
-                    notes,
+                    notes: acc.notes,
                 };
             }
         };
         let normalized_path = match query {
             Some(q) => format!("{norm}?{q}"),
             None => norm.clone(),
-        };
-        let fail = |why: String, method: String| {
-            let mut acc = Acc::default();
-            acc.fail(why);
-            Classification {
-                operations: acc.ops,
-                effective_method: method,
-                normalized_path: normalized_path.clone(),
-                notes: acc.notes,
-            }
-        };
-        let ct = match content_type(req.headers) {
-            Ok(ct) => ct,
-            Err(e) => return fail(e, shown_method.to_ascii_uppercase()),
-        };
-        let form_body =
-            if req.method.eq_ignore_ascii_case("POST") && is_form(ct.as_deref()) {
-                match req.body {
-                    Some(b) => Some(b),
-                    None => return fail(
-                        "form body not buffered, so a `_method` override in it cannot be checked"
-                            .into(),
-                        shown_method.to_ascii_uppercase(),
-                    ),
-                }
-            } else {
-                None
-            };
-        let methods = match self.candidate_methods(req.method, req.headers, query, form_body) {
-            Ok(m) => m,
-            Err(e) => return fail(e, shown_method.to_ascii_uppercase()),
         };
         // Overrides come after the request line, and `>=` keeps the later one on a tie: an
         // override the classes agree on is reported as the effective method.
@@ -372,9 +370,7 @@ impl RuleSet {
                 best = Some((m.clone(), acc));
             }
         }
-        let Some((method, mut acc)) = best else {
-            return fail("no method".into(), shown_method.to_ascii_uppercase());
-        };
+        let (method, mut acc) = best.unwrap_or_else(|| (shown_method, Acc::default()));
         if methods.len() > 1 {
             acc.notes.push(format!(
                 "method overridden: classified as {}; kept the most dangerous, `{method}`",
@@ -384,6 +380,9 @@ impl RuleSet {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+        }
+        for p in problems {
+            acc.fail(p);
         }
         if acc.ops.is_empty() {
             acc.fail("request produced no operation".into());

@@ -193,7 +193,8 @@ fn form_method_override_needs_the_body() {
     assert_eq!(c.class(), Destructive);
     assert_eq!(c.effective_method, "DELETE");
     let c = classify(&rs, "POST", "/v1/volumes/7", &ct, None);
-    assert_eq!(actions(&c), [UNCLASSIFIABLE]);
+    assert_eq!(actions(&c), ["updateSub", UNCLASSIFIABLE]);
+    assert_eq!(c.class(), Destructive);
     let c = classify(&rs, "POST", "/v1/volumes", &ct, Some(b"name=x"));
     assert_eq!(c.class(), Write);
 }
