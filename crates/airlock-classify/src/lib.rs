@@ -217,9 +217,6 @@ impl RuleSet {
         headers: &http::HeaderMap,
     ) -> bool {
         let (raw_path, query) = path::split_query(path_and_query);
-        let Ok(norm) = path::normalize_path(raw_path, self.case_insensitive) else {
-            return false;
-        };
         // A form POST may carry `_method` in its body (Rails, Laravel): the override must be seen.
         let ct = content_type(headers).ok().flatten();
         if method.eq_ignore_ascii_case("POST") && is_form(ct.as_deref()) {
@@ -228,7 +225,15 @@ impl RuleSet {
         let Some(g) = &self.graphql else {
             return false;
         };
-        if !g.is_endpoint(&norm) {
+        let endpoint = match path::normalize_path(raw_path, self.case_insensitive) {
+            Ok(norm) => g.is_endpoint(&norm),
+            // A refused path that an upstream could read as the endpoint: its body is needed to
+            // know the worst it could do.
+            Err(_) => path::lenient_readings(raw_path, self.case_insensitive)
+                .iter()
+                .any(|r| g.is_endpoint(r)),
+        };
+        if !endpoint {
             return false;
         }
         let (methods, problems) = self.candidate_methods(method, headers, query, None);
@@ -329,6 +334,27 @@ impl RuleSet {
                 // The upstream may read the path in a way Airlock refused to guess; none of
                 // those readings may reach something more dangerous than the answer.
                 for reading in path::lenient_readings(raw_path, self.case_insensitive) {
+                    if self
+                        .graphql
+                        .as_ref()
+                        .is_some_and(|g| g.is_endpoint(&reading))
+                    {
+                        for m in &methods {
+                            let part = self.classify_method(m, &reading, query, ct.as_deref(), req);
+                            for op in part
+                                .ops
+                                .into_iter()
+                                .filter(|o| o.class > OpClass::Destructive)
+                            {
+                                acc.notes.push(format!(
+                                    "the path could be read as the GraphQL endpoint `{reading}`: `{}`, {}",
+                                    op.action, op.class
+                                ));
+                                acc.ops.push(op);
+                            }
+                        }
+                        continue;
+                    }
                     for m in &methods {
                         let found = http_rules::best_match(&self.rules, m, &reading)
                             .filter(|m| m.rule.class > OpClass::Destructive);

@@ -440,3 +440,20 @@ fn failures_still_count_privileged_fields_they_name() {
     );
     assert_eq!(gql(&rs, &batch.to_string()).class(), Privilege);
 }
+
+#[test]
+fn refused_path_that_reads_as_the_endpoint_still_counts_its_body() {
+    let rs = cloud();
+    let h = headers(&[("content-type", "application/json")]);
+    assert!(rs.needs_body("POST", "/x/..%2fgraphql", &h));
+    let body = json("mutation { apiTokenCreate(input: {projectId: \"p\"}) { token } }");
+    let c = classify(
+        &rs,
+        "POST",
+        "/x/..%2fgraphql",
+        &[("content-type", "application/json")],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(actions(&c), [UNCLASSIFIABLE, "apiTokenCreate"]);
+    assert_eq!(c.class(), Privilege);
+}
