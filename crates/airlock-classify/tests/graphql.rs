@@ -457,3 +457,25 @@ fn refused_path_that_reads_as_the_endpoint_still_counts_its_body() {
     assert_eq!(actions(&c), [UNCLASSIFIABLE, "apiTokenCreate"]);
     assert_eq!(c.class(), Privilege);
 }
+
+#[test]
+fn deeply_nested_values_do_not_overflow() {
+    let rs = cloud();
+    for (open, close) in [("[", "]"), ("{a: ", "}")] {
+        let n = 19_990 / 2;
+        let doc = format!(
+            "{{ volume(id: {}1{}) {{ id }} }}",
+            open.repeat(n),
+            close.repeat(n)
+        );
+        let c = gql(&rs, &json(&doc));
+        assert!(c.class() >= Read);
+    }
+    let n = 100_000;
+    let doc = format!(
+        "{{ volume(id: {}1{}) {{ id }} }}",
+        "[".repeat(n),
+        "]".repeat(n)
+    );
+    assert_eq!(actions(&gql(&rs, &json(&doc))), [UNCLASSIFIABLE]);
+}
