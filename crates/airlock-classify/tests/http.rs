@@ -34,11 +34,16 @@ fn privilege_paths_win_over_generic_rules() {
     assert_eq!(class(&rs, "GET", "/v1/admin/settings"), Privilege);
     assert_eq!(class(&rs, "POST", "/v1/users/7/roles"), Privilege);
     assert_eq!(class(&rs, "DELETE", "/v1/users/7/roles/admin"), Privilege);
-    assert_eq!(class(&rs, "GET", "/v1/users/7/roles"), Read);
+    assert_eq!(class(&rs, "GET", "/v1/users/7/roles"), Privilege);
+    assert_eq!(class(&rs, "GET", "/users/7/roles"), Privilege);
     assert_eq!(class(&rs, "POST", "/v1/tokens"), Privilege);
-    let c = classify(&rs, "GET", "/v1/users/7/roles", &[], None);
+    assert_eq!(class(&rs, "GET", "/tokens"), Privilege);
+    let c = classify(&rs, "DELETE", "/v1/users/7/roles/admin", &[], None);
+    assert_eq!(c.operations[0].action, "userRoles");
+    assert_eq!(c.operations[0].resource_id.as_deref(), Some("7"));
+    let c = classify(&rs, "GET", "/v1/users/7", &[], None);
     assert_eq!(
-        c.operations[0].action, "listUserRoles",
+        c.operations[0].action, "getUser",
         "the more specific rule wins a tie"
     );
     assert_eq!(c.operations[0].resource_kind, "user");
@@ -250,4 +255,32 @@ fn load_reports_missing_files() {
             .starts_with("cannot read rule file `/nonexistent/rules.toml`"),
         "{e}"
     );
+}
+
+#[test]
+fn garbled_override_does_not_hide_the_request_line() {
+    // An upstream that ignores the header still executes the request line's method.
+    let rs = rest();
+    let c = classify(
+        &rs,
+        "POST",
+        "/v1/tokens",
+        &[("x-http-method-override", "no such!")],
+        None,
+    );
+    assert_eq!(c.class(), Privilege);
+    assert_eq!(actions(&c), ["tokens", UNCLASSIFIABLE]);
+    assert!(
+        c.notes.iter().any(|n| n.contains("not a method")),
+        "{:?}",
+        c.notes
+    );
+    let c = classify(
+        &rs,
+        "GET",
+        "/v1/volumes",
+        &[("content-type", "a"), ("content-type", "b")],
+        None,
+    );
+    assert_eq!(actions(&c), ["list", UNCLASSIFIABLE]);
 }
