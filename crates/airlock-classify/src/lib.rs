@@ -1,10 +1,28 @@
 //! Classification: what a request would do, as operations with a danger class.
 //!
 //! Pure functions, no I/O. Anything that cannot be classified is `destructive` (fail closed).
-//! (Interface stub; the implementation lands with the classifier work.)
+//! The rule-file format and the normalisation rules are described in `docs/classification.md`.
+
+mod graphql;
+mod http_rules;
+mod path;
+mod rules;
 
 use airlock_core::OpClass;
 use std::path::Path;
+
+/// The action of a request no rule matched; its class is the rule file's `unmatched`.
+pub const UNCLASSIFIED: &str = "unclassified";
+/// The action of a request that could not be understood at all (bad path, unparseable body,
+/// exceeded limits); always destructive.
+pub const UNCLASSIFIABLE: &str = "unclassifiable";
+
+/// Headers through which clients ask frameworks to treat a request as another method.
+const OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// One thing a request would do.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -82,8 +100,99 @@ pub enum RuleError {
 }
 
 /// A compiled set of classification rules for one upstream.
-#[derive(Debug, Clone, Default)]
-pub struct RuleSet {}
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    case_insensitive: bool,
+    /// Class of requests no rule matches; destructive unless the file lowers it explicitly.
+    unmatched: OpClass,
+    max_body: usize,
+    rules: Vec<http_rules::HttpRule>,
+    graphql: Option<graphql::GraphqlRules>,
+    /// Precomputed for [`RuleSet::actions`]; sorted, one entry per action.
+    actions: Vec<(String, OpClass)>,
+}
+
+impl Default for RuleSet {
+    /// The empty rule file: every request is destructive.
+    fn default() -> Self {
+        RuleSet {
+            case_insensitive: false,
+            unmatched: OpClass::Destructive,
+            max_body: 1 << 20,
+            rules: Vec::new(),
+            graphql: None,
+            actions: vec![
+                (UNCLASSIFIABLE.to_string(), OpClass::Destructive),
+                (UNCLASSIFIED.to_string(), OpClass::Destructive),
+            ],
+        }
+    }
+}
+
+/// Operations and notes gathered while classifying one candidate method.
+#[derive(Debug, Default)]
+pub(crate) struct Acc {
+    pub(crate) ops: Vec<Operation>,
+    pub(crate) notes: Vec<String>,
+    /// GraphQL top-level fields seen so far, against the per-request limit.
+    pub(crate) fields: usize,
+}
+
+impl Acc {
+    /// Records that (part of) the request cannot be classified: one destructive operation.
+    pub(crate) fn fail(&mut self, why: String) {
+        self.ops.push(unclassifiable());
+        self.notes.push(format!("{why}: treated as destructive"));
+    }
+
+    fn class(&self) -> OpClass {
+        self.ops
+            .iter()
+            .map(|o| o.class)
+            .max()
+            .unwrap_or(OpClass::Destructive)
+    }
+}
+
+fn unclassifiable() -> Operation {
+    Operation {
+        action: UNCLASSIFIABLE.to_string(),
+        class: OpClass::Destructive,
+        resource_kind: String::new(),
+        resource_id: None,
+    }
+}
+
+fn valid_method(m: &str) -> bool {
+    !m.is_empty()
+        && m.len() <= 32
+        && m.bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
+}
+
+fn content_type(headers: &http::HeaderMap) -> Result<Option<String>, String> {
+    let mut all = headers.get_all(http::header::CONTENT_TYPE).iter();
+    let Some(first) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err("several `Content-Type` headers".into());
+    }
+    first
+        .to_str()
+        .map(|s| Some(s.to_string()))
+        .map_err(|_| "`Content-Type` is not visible ASCII".into())
+}
+
+fn is_form(ct: Option<&str>) -> bool {
+    ct.is_some_and(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
+}
 
 impl RuleSet {
     /// Loads a rule file.
@@ -96,42 +205,288 @@ impl RuleSet {
     }
 
     /// Parses rule-file text; `origin` is used in error messages.
-    pub fn from_toml(_text: &str, _origin: &Path) -> Result<RuleSet, RuleError> {
-        Ok(RuleSet {})
+    pub fn from_toml(text: &str, origin: &Path) -> Result<RuleSet, RuleError> {
+        rules::compile(text, origin)
     }
 
     /// Whether classifying this request needs its body (a GraphQL endpoint does; REST rules don't).
     pub fn needs_body(
         &self,
-        _method: &str,
-        _path_and_query: &str,
-        _headers: &http::HeaderMap,
+        method: &str,
+        path_and_query: &str,
+        headers: &http::HeaderMap,
     ) -> bool {
-        false
+        let (raw_path, query) = path::split_query(path_and_query);
+        // A form POST may carry `_method` in its body (Rails, Laravel): the override must be seen.
+        let ct = content_type(headers).ok().flatten();
+        if method.eq_ignore_ascii_case("POST") && is_form(ct.as_deref()) {
+            return true;
+        }
+        let Some(g) = &self.graphql else {
+            return false;
+        };
+        let endpoint = match path::normalize_path(raw_path, self.case_insensitive) {
+            Ok(norm) => g.is_endpoint(&norm),
+            // A refused path that an upstream could read as the endpoint: its body is needed to
+            // know the worst it could do.
+            Err(_) => path::lenient_readings(raw_path, self.case_insensitive)
+                .iter()
+                .any(|r| g.is_endpoint(r)),
+        };
+        if !endpoint {
+            return false;
+        }
+        let (methods, problems) = self.candidate_methods(method, headers, query, None);
+        // With an unreadable override the body is needed to judge what the other reading does.
+        !problems.is_empty() || methods.iter().any(|m| m != "GET")
     }
 
     /// The largest body the gateway may buffer for classification; a larger one is refused.
     pub fn max_body(&self) -> usize {
-        1 << 20
+        self.max_body
     }
 
     /// Every action name the rules can produce, with its class (for the policy schema).
+    ///
+    /// GraphQL fields without a `[graphql.fields]` entry produce their own name as action with
+    /// the operation-type default class; they cannot be listed since the schema is not known.
     pub fn actions(&self) -> Vec<(String, OpClass)> {
-        Vec::new()
+        self.actions.clone()
+    }
+
+    /// The methods the upstream might act on: the request line's, then every override.
+    fn candidate_methods(
+        &self,
+        method: &str,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+        form_body: Option<&[u8]>,
+    ) -> (Vec<String>, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut named: Vec<(String, String)> = vec![("request line".into(), method.to_string())];
+        for h in OVERRIDE_HEADERS {
+            for v in headers.get_all(h) {
+                match v.to_str() {
+                    Ok(v) => named.push((format!("`{h}` header"), v.trim().to_string())),
+                    Err(_) => problems.push(format!("`{h}` header is not visible ASCII")),
+                }
+            }
+        }
+        for v in path::query_values(query.unwrap_or(""), "_method") {
+            named.push(("`_method` query parameter".into(), v.trim().to_string()));
+        }
+        if let Some(body) = form_body {
+            let text = String::from_utf8_lossy(body);
+            for v in path::query_values(&text, "_method") {
+                named.push(("`_method` form field".into(), v.trim().to_string()));
+            }
+        }
+        let mut out: Vec<String> = Vec::new();
+        for (from, m) in named {
+            if !valid_method(&m) {
+                let shown: String = m.chars().take(40).collect();
+                problems.push(format!("{from} names `{shown}`, which is not a method"));
+                continue;
+            }
+            let m = m.to_ascii_uppercase();
+            out.retain(|x| *x != m);
+            out.push(m);
+        }
+        (out, problems)
     }
 
     /// Classifies a request. Never fails: what cannot be classified is destructive.
     pub fn classify(&self, req: &HttpRequest<'_>) -> Classification {
-        Classification {
-            operations: vec![Operation {
-                action: "unclassified".into(),
-                class: OpClass::Destructive,
-                resource_kind: String::new(),
-                resource_id: None,
-            }],
-            effective_method: req.method.to_string(),
-            normalized_path: req.path_and_query.to_string(),
-            notes: vec!["no rule matched: treated as destructive".into()],
+        let (raw_path, query) = path::split_query(req.path_and_query);
+        // Problems make the request destructive, but classification carries on with what is
+        // readable: an upstream that ignores a garbled override still executes the rest.
+        let mut problems = Vec::new();
+        let ct = content_type(req.headers).unwrap_or_else(|e| {
+            problems.push(e);
+            None
+        });
+        let form_body = if req.method.eq_ignore_ascii_case("POST") && is_form(ct.as_deref()) {
+            if req.body.is_none() {
+                problems.push(
+                    "form body not buffered, so a `_method` override in it cannot be checked"
+                        .into(),
+                );
+            }
+            req.body
+        } else {
+            None
+        };
+        let (methods, bad) = self.candidate_methods(req.method, req.headers, query, form_body);
+        problems.extend(bad);
+        let shown_method: String = req
+            .method
+            .chars()
+            .take(40)
+            .collect::<String>()
+            .to_ascii_uppercase();
+
+        let norm = match path::normalize_path(raw_path, self.case_insensitive) {
+            Ok(n) => n,
+            Err(e) => {
+                let shown: String = raw_path.chars().take(200).collect();
+                let mut acc = Acc::default();
+                acc.fail(format!("path `{shown}` cannot be classified: {e}"));
+                // The upstream may read the path in a way Airlock refused to guess; none of
+                // those readings may reach something more dangerous than the answer.
+                for reading in path::lenient_readings(raw_path, self.case_insensitive) {
+                    if self
+                        .graphql
+                        .as_ref()
+                        .is_some_and(|g| g.is_endpoint(&reading))
+                    {
+                        for m in &methods {
+                            let part = self.classify_method(m, &reading, query, ct.as_deref(), req);
+                            for op in part
+                                .ops
+                                .into_iter()
+                                .filter(|o| o.class > OpClass::Destructive)
+                            {
+                                acc.notes.push(format!(
+                                    "the path could be read as the GraphQL endpoint `{reading}`: `{}`, {}",
+                                    op.action, op.class
+                                ));
+                                acc.ops.push(op);
+                            }
+                        }
+                        continue;
+                    }
+                    for m in &methods {
+                        let found = http_rules::best_match(&self.rules, m, &reading)
+                            .filter(|m| m.rule.class > OpClass::Destructive);
+                        if let Some(hit) = found {
+                            acc.notes.push(format!(
+                                "the path could be read as `{reading}`: `{}`, {}",
+                                hit.rule.action, hit.rule.class
+                            ));
+                            acc.ops.push(Operation {
+                                action: hit.rule.action.clone(),
+                                class: hit.rule.class,
+                                resource_kind: hit.rule.resource_kind.clone(),
+                                resource_id: hit.resource_id,
+                            });
+                        }
+                    }
+                }
+                for p in problems {
+                    acc.fail(p);
+                }
+                return Classification {
+                    operations: acc.ops,
+                    effective_method: methods.last().cloned().unwrap_or(shown_method),
+                    normalized_path: req.path_and_query.to_string(),
+                    notes: acc.notes,
+                };
+            }
+        };
+        let normalized_path = match query {
+            Some(q) => format!("{norm}?{q}"),
+            None => norm.clone(),
+        };
+        // Overrides come after the request line, and `>=` keeps the later one on a tie: an
+        // override the classes agree on is reported as the effective method.
+        let mut best: Option<(String, Acc)> = None;
+        for m in &methods {
+            let acc = self.classify_method(m, &norm, query, ct.as_deref(), req);
+            if best.as_ref().is_none_or(|(_, b)| acc.class() >= b.class()) {
+                best = Some((m.clone(), acc));
+            }
         }
+        let (method, mut acc) = best.unwrap_or_else(|| (shown_method, Acc::default()));
+        if methods.len() > 1 {
+            acc.notes.push(format!(
+                "method overridden: classified as {}; kept the most dangerous, `{method}`",
+                methods
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        for p in problems {
+            acc.fail(p);
+        }
+        if acc.ops.is_empty() {
+            acc.fail("request produced no operation".into());
+        }
+        Classification {
+            operations: acc.ops,
+            effective_method: method,
+            normalized_path,
+            notes: acc.notes,
+        }
+    }
+
+    fn classify_method(
+        &self,
+        method: &str,
+        norm: &str,
+        query: Option<&str>,
+        ct: Option<&str>,
+        req: &HttpRequest<'_>,
+    ) -> Acc {
+        let mut acc = Acc::default();
+        if let Some(g) = self.graphql.as_ref().filter(|g| g.is_endpoint(norm)) {
+            let url_has_query = !path::query_values(query.unwrap_or(""), "query").is_empty();
+            let body = req.body.filter(|b| !b.is_empty());
+            if method == "GET" {
+                g.classify_url(query, &mut acc);
+                // A GET body is unusual, but a server that reads it would execute it.
+                if let Some(b) = body {
+                    self.graphql_body(g, ct, b, &mut acc);
+                }
+            } else {
+                match req.body {
+                    Some(b) => self.graphql_body(g, ct, b, &mut acc),
+                    None => acc.fail(format!("`{method}` to a GraphQL endpoint without its body")),
+                }
+                if url_has_query {
+                    g.classify_url(query, &mut acc);
+                }
+            }
+            return acc;
+        }
+        match http_rules::best_match(&self.rules, method, norm) {
+            Some(m) => acc.ops.push(Operation {
+                action: m.rule.action.clone(),
+                class: m.rule.class,
+                resource_kind: m.rule.resource_kind.clone(),
+                resource_id: m.resource_id,
+            }),
+            None => {
+                acc.ops.push(Operation {
+                    action: UNCLASSIFIED.to_string(),
+                    class: self.unmatched,
+                    resource_kind: String::new(),
+                    resource_id: None,
+                });
+                acc.notes.push(format!(
+                    "no rule matched `{method} {norm}`: treated as {}",
+                    self.unmatched
+                ));
+            }
+        }
+        acc
+    }
+
+    fn graphql_body(
+        &self,
+        g: &graphql::GraphqlRules,
+        ct: Option<&str>,
+        body: &[u8],
+        acc: &mut Acc,
+    ) {
+        if body.len() > self.max_body {
+            return acc.fail(format!(
+                "body of {} bytes exceeds the classification limit of {} bytes",
+                body.len(),
+                self.max_body
+            ));
+        }
+        g.classify_body(ct, body, acc);
     }
 }
