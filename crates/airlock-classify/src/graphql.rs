@@ -116,36 +116,45 @@ impl GraphqlRules {
     }
 
     /// Classifies a GraphQL request carried in the URL (`?query=&variables=&operationName=`).
+    /// A repeated parameter is read every way, like a repeated JSON member.
     pub(crate) fn classify_url(&self, query_string: Option<&str>, acc: &mut Acc) {
         let qs = query_string.unwrap_or("");
-        let one = |key: &str| -> Result<Option<String>, String> {
-            let mut v = path::query_values(qs, key);
-            if v.len() > 1 {
-                return Err(format!("URL parameter `{key}` given {} times", v.len()));
-            }
-            Ok(v.pop())
-        };
-        let (query, vars, name) = match (one("query"), one("variables"), one("operationName")) {
-            (Ok(q), Ok(v), Ok(n)) => (q, v, n),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return acc.fail(e),
-        };
-        let Some(query) = query else {
+        let query: Vec<Json> = path::query_values(qs, "query")
+            .into_iter()
+            .map(Json::String)
+            .collect();
+        if query.is_empty() {
             return acc.fail("GraphQL request without a `query`".into());
-        };
-        let vars = match vars.filter(|v| !v.is_empty()) {
-            None => None,
-            Some(v) => match serde_json::from_str::<Json>(&v) {
-                Ok(j) => Some(j),
-                Err(e) => return acc.fail(format!("`variables` is not JSON: {e}")),
+        }
+        let mut variables = Vec::new();
+        for v in path::query_values(qs, "variables")
+            .into_iter()
+            .filter(|v| !v.is_empty())
+        {
+            match serde_json::from_str::<Json>(&v) {
+                Ok(j) => variables.push(j),
+                Err(e) => {
+                    acc.fail(format!("`variables` is not JSON: {e}"));
+                    for q in query.iter().filter_map(Json::as_str) {
+                        self.worst_case(q, acc);
+                    }
+                    return;
+                }
+            }
+        }
+        let operation_name: Vec<Json> = path::query_values(qs, "operationName")
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .map(Json::String)
+            .collect();
+        self.classify_request(
+            GqlRequest {
+                query,
+                variables,
+                operation_name,
             },
-        };
-        let name = name.filter(|n| !n.is_empty()).map(Json::String);
-        let req = GqlRequest {
-            query: vec![Json::String(query)],
-            variables: vars.into_iter().collect(),
-            operation_name: name.into_iter().collect(),
-        };
-        self.classify_request(req, acc);
+            acc,
+        );
     }
 
     /// Classifies a GraphQL request body according to its content type.

@@ -251,9 +251,10 @@ fn raw_graphql_bodies_and_get_requests() {
     );
     assert_eq!(
         actions(&c),
-        [UNCLASSIFIABLE],
-        "a repeated parameter is ambiguous"
+        ["volumes", "volumeDelete"],
+        "a repeated parameter is read both ways"
     );
+    assert_eq!(c.class(), Destructive);
     // A second endpoint path, reached through normalisation.
     let c = classify(
         &rs,
