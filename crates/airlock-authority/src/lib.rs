@@ -107,6 +107,10 @@ impl StoreReader<'_> {
     ) -> Result<Vec<airlock_audit::AuditRecord>, StoreError> {
         self.0.audit(filter)
     }
+    /// The store's change counter (identities, tokens, catalog), for reloaders that poll.
+    pub fn change_marker(&self) -> Result<u64, StoreError> {
+        self.0.change_marker()
+    }
     /// Walks the audit chain.
     pub fn verify_audit(&self) -> Result<Result<u64, airlock_audit::ChainError>, StoreError> {
         self.0.verify_audit()

@@ -382,3 +382,175 @@ fn serve_without_upstreams_says_what_to_add() {
         r.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_bodies_too_large_to_classify_and_uncatalogued_resources() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
+    let gw = Gateway::start(&h);
+
+    // HTTP/2 (prior knowledge) is served and decided like HTTP/1.1.
+    let body = serde_json::json!({ "query": READ, "variables": { "id": "vol-stg-2" } }).to_string();
+    let r = airlock_testkit::client::send_h2(gw.proxy, "/cloud/graphql", Some(&staging), body)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = serde_json::json!({ "query": DELETE, "variables": { "id": "vol-prod-bookings" } })
+        .to_string();
+    let r = airlock_testkit::client::send_h2(gw.proxy, "/cloud/graphql", Some(&staging), body)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // A body larger than the classifier reads is refused, not passed through unread.
+    let padding = "#".repeat(2 << 20);
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&staging),
+        &format!("{padding}\n{DELETE}"),
+        serde_json::json!({"id": "vol-stg-2"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.json()["error"], "body_too_large_to_classify");
+    assert!(cloud.has("vol-stg-2"));
+
+    // A volume nobody catalogued counts as the most protected: refused, with how to fix it.
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&staging),
+        READ,
+        serde_json::json!({"id": "scratch-7"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.json()["error"],
+        "unknown_resource_environment",
+        "{}",
+        r.body
+    );
+    assert!(
+        r.json()["hint"]
+            .as_str()
+            .unwrap()
+            .contains("airlock resource add scratch-7"),
+        "{}",
+        r.body
+    );
+    h.run(&[
+        "resource",
+        "add",
+        "scratch-*",
+        "--env",
+        "staging",
+        "--kind",
+        "volume",
+    ])
+    .ok();
+    let mut picked_up = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = graphql(
+            gw.proxy,
+            "/cloud/graphql",
+            Some(&staging),
+            READ,
+            serde_json::json!({"id": "scratch-7"}),
+        )
+        .await
+        .unwrap();
+        if r.status == 200 {
+            picked_up = true;
+            break;
+        }
+    }
+    assert!(
+        picked_up,
+        "the running gateway never saw the new catalog entry"
+    );
+    let listed = h.run(&["resource", "list", "--json"]).ok();
+    assert!(
+        listed.stdout.contains("scratch-*") && listed.stdout.contains("vol-prod-*"),
+        "{}",
+        listed.stdout
+    );
+    gw.stop();
+}
+
+#[test]
+fn policy_explain_shows_the_decision_and_the_deciding_policies_without_forwarding() {
+    let h = incident_home("127.0.0.1:9".parse().unwrap());
+    let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
+    let doc = h.path().join("delete.json");
+    std::fs::write(
+        &doc,
+        serde_json::json!({ "query": DELETE, "variables": { "id": "vol-prod-bookings" } })
+            .to_string(),
+    )
+    .unwrap();
+    let r = h
+        .run_with_stdin(
+            &[
+                "policy",
+                "explain",
+                "--upstream",
+                "cloud",
+                "--method",
+                "POST",
+                "--path",
+                "/graphql",
+                "--body-file",
+                doc.to_str().unwrap(),
+            ],
+            Some(&staging),
+        )
+        .code(1);
+    assert!(
+        r.stdout.contains("decision: deny (environment_mismatch)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("destructive volumeDelete on `vol-prod-bookings` in production"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("environment-match"), "{}", r.stdout);
+    let schema = h.run(&["policy", "schema"]).ok();
+    assert!(
+        schema
+            .stdout
+            .contains("action \"volumeDelete\" in [\"destructive\"]"),
+        "{}",
+        schema.stdout
+    );
+}
+
+#[test]
+fn the_demo_narrates_the_incident_being_stopped() {
+    let out = Command::new(BIN)
+        .arg("demo")
+        .env("AIRLOCK_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("HTTP 403 \"environment_mismatch\""), "{text}");
+    assert!(
+        text.contains("vol-prod-bookings still exists upstream: true"),
+        "{text}"
+    );
+    assert!(text.contains("\"approval_required\""), "{text}");
+    assert!(text.contains("audit chain verified"), "{text}");
+    assert!(!text.contains("\x1b["), "no terminal colours when piped");
+}

@@ -309,6 +309,8 @@ async fn reload_loop(
         let rt = shared.runtime.load();
         (rt.watched.clone(), mtimes(&rt.watched))
     };
+    // The catalog lives in the store too: a change there (`airlock resource add`) reloads.
+    let mut epoch = authority.store().change_marker().ok();
     loop {
         #[cfg(unix)]
         let signal = async {
@@ -325,8 +327,15 @@ async fn reload_loop(
             _ = stop.changed() => return,
             _ = signal => "SIGHUP",
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                if mtimes(&seen.0) == seen.1 { continue; }
-                "file change"
+                let now_epoch = authority.store().change_marker().ok();
+                if mtimes(&seen.0) != seen.1 {
+                    "file change"
+                } else if now_epoch != epoch {
+                    epoch = now_epoch;
+                    "store change"
+                } else {
+                    continue;
+                }
             }
         };
         let path = config_path.clone();

@@ -106,6 +106,12 @@ CREATE TRIGGER tokens_epoch_i AFTER INSERT ON tokens BEGIN UPDATE auth_epoch SET
 CREATE TRIGGER tokens_epoch_u AFTER UPDATE ON tokens BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
 CREATE TRIGGER tokens_epoch_d AFTER DELETE ON tokens BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
 "#,
+    r#"
+-- Catalog changes bump the epoch too, so a running gateway picks up `airlock resource add`.
+CREATE TRIGGER resources_epoch_i AFTER INSERT ON resources BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
+CREATE TRIGGER resources_epoch_u AFTER UPDATE ON resources BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
+CREATE TRIGGER resources_epoch_d AFTER DELETE ON resources BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
+"#,
 ];
 
 /// The SQLite backend.

@@ -37,6 +37,40 @@ pub async fn graphql(
     send(addr, "POST", path, token, Some(("application/json", body))).await
 }
 
+/// Sends one request over HTTP/2 with prior knowledge (h2c), as gRPC-style clients do.
+pub async fn send_h2(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: String,
+) -> Result<Reply, String> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let mut b = Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{path}"))
+        .header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = b
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+    let version = resp.version();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    if version != http::Version::HTTP_2 {
+        return Err(format!("answered over {version:?}, not HTTP/2"));
+    }
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
 /// Sends one request.
 pub async fn send(
     addr: SocketAddr,
