@@ -554,3 +554,70 @@ fn the_demo_narrates_the_incident_being_stopped() {
     assert!(text.contains("audit chain verified"), "{text}");
     assert!(!text.contains("\x1b["), "no terminal colours when piped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_over_tls_are_verified_against_the_configured_ca() {
+    let (cloud, ca_pem) = FakeCloud::start_tls(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let cfg = h.path().join("airlock.toml");
+    let ca = h.path().join("cloud-ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("url = \"http://{}\"", cloud.addr),
+        &format!(
+            "url = \"https://localhost:{}\"\nca_file = \"cloud-ca.pem\"",
+            cloud.addr.port()
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
+    let gw = Gateway::start(&h);
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&staging),
+        DELETE,
+        serde_json::json!({"id": "vol-stg-1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!cloud.has("vol-stg-1"));
+
+    // Without the CA the upstream's certificate is not trusted: the request fails, nothing is done.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("ca_file = \"cloud-ca.pem\"\n", "");
+    std::fs::write(&cfg, text).unwrap();
+    let mut refused = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = graphql(
+            gw.proxy,
+            "/cloud/graphql",
+            Some(&staging),
+            READ,
+            serde_json::json!({"id": "vol-stg-2"}),
+        )
+        .await
+        .unwrap();
+        if r.status == 502 {
+            assert_eq!(r.json()["error"], "upstream_unavailable");
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "an untrusted upstream certificate was accepted");
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&staging),
+        DELETE,
+        serde_json::json!({"id": "vol-stg-2"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(cloud.has("vol-stg-2"));
+    gw.stop();
+}

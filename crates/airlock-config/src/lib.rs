@@ -264,6 +264,10 @@ pub struct Upstream {
     /// How the secret is injected.
     #[serde(default = "default_injection")]
     pub inject: Injection,
+    /// A PEM file of CA certificates to trust for this upstream's TLS, besides the public roots
+    /// (for internal APIs with a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_injection() -> Injection {

@@ -55,14 +55,15 @@ pub enum GatewayError {
     NoUpstreams,
 }
 
+/// The client type used towards upstreams.
+pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, http_door::Body>;
+
 /// State shared by every connection.
 pub struct Shared {
     /// The current runtime; a reload swaps it atomically.
     pub runtime: ArcSwap<Runtime>,
     /// The decision service.
     pub decider: Decider,
-    /// The pooled upstream client (keep-alive, HTTP/1.1 and HTTP/2, TLS by rustls).
-    pub client: Client<hyper_rustls::HttpsConnector<HttpConnector>, http_door::Body>,
     /// Counters for `/metrics`.
     pub metrics: metrics::Metrics,
     /// How long an upstream may take to answer.
@@ -130,15 +131,6 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
         return Err(GatewayError::NoUpstreams);
     }
     let (audit, audit_thread) = audit_writer::AuditWriter::start(audit_store);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .build();
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector);
     let gw = &runtime.config.gateway;
     let max_conn = gw.max_connections.max(1);
     let grace = gw.shutdown_grace.0;
@@ -172,7 +164,6 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
     let shared = Arc::new(Shared {
         runtime: ArcSwap::from_pointee(runtime),
         decider: Decider::new(Arc::clone(&authority), audit, clock),
-        client,
         metrics: metrics::Metrics::default(),
         upstream_timeout,
     });

@@ -30,6 +30,16 @@ pub enum LoadError {
     /// A policy file is unreadable or invalid.
     #[error(transparent)]
     Policy(#[from] airlock_policy::PolicyError),
+    /// A CA file could not be read or holds no certificate.
+    #[error("upstream `{upstream}`: cannot use CA file `{path}`: {message}")]
+    Ca {
+        /// The upstream.
+        upstream: String,
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A policy file could not be read.
     #[error("cannot read policy file `{path}`: {message}")]
     PolicyRead {
@@ -168,6 +178,9 @@ pub struct Runtime {
     pub catalog: Catalog,
     /// Files whose change triggers a reload.
     pub watched: Vec<PathBuf>,
+    /// The pooled upstream client (keep-alive, HTTP/1.1 and HTTP/2, TLS by rustls with the public
+    /// roots plus any configured CA files). Rebuilt on reload, so a new CA file takes effect.
+    pub client: crate::UpstreamClient,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -318,6 +331,51 @@ impl Runtime {
         }
         let policy = Engine::new(&actions, &files)?;
 
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for (name, up) in &config.upstreams {
+            let Some(ca) = &up.ca_file else { continue };
+            let path = config.resolve(ca);
+            watched.push(path.clone());
+            let ca_err = |message: String| LoadError::Ca {
+                upstream: name.clone(),
+                path: path.display().to_string(),
+                message,
+            };
+            let pem = std::fs::read(&path).map_err(|e| ca_err(e.to_string()))?;
+            use rustls::pki_types::pem::PemObject;
+            let mut added = 0;
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| ca_err(e.to_string()))?;
+                roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(ca_err("no PEM certificate found".into()));
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| LoadError::Ca {
+            upstream: String::new(),
+            path: String::new(),
+            message: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(std::time::Duration::from_secs(90))
+                .build(connector);
+
         let mut catalog = Catalog::default();
         for r in &config.resources {
             catalog.add(&r.id, r.environment.clone());
@@ -336,6 +394,7 @@ impl Runtime {
             policy,
             catalog,
             watched,
+            client,
         })
     }
 

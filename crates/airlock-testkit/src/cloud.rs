@@ -37,6 +37,36 @@ impl FakeCloud {
     /// Starts on 127.0.0.1 (an ephemeral port) with two volumes per environment, accepting only
     /// `Authorization: Bearer {secret}`.
     pub async fn start(secret: &str) -> std::io::Result<FakeCloud> {
+        Self::start_with(secret, None).await
+    }
+
+    /// Like [`FakeCloud::start`], but serving HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with a fresh
+    /// self-signed certificate for `localhost`; returns the certificate's PEM for the client's
+    /// trust store.
+    pub async fn start_tls(secret: &str) -> std::io::Result<(FakeCloud, String)> {
+        let io = |e: String| std::io::Error::other(e);
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .map_err(|e| io(e.to_string()))?;
+        let pem = ck.cert.pem();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| io(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![ck.cert.der().clone()], key)
+        .map_err(|e| io(e.to_string()))?;
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let cloud =
+            Self::start_with(secret, Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))).await?;
+        Ok((cloud, pem))
+    }
+
+    async fn start_with(
+        secret: &str,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<FakeCloud> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let mut vols = BTreeMap::new();
@@ -74,10 +104,20 @@ impl FakeCloud {
                     let expected = expected.clone();
                     async move { Ok::<_, Infallible>(c.handle(req, &expected).await) }
                 });
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(s) = acceptor.accept(stream).await {
+                                let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
