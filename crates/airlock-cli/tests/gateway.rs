@@ -621,3 +621,45 @@ async fn upstreams_over_tls_are_verified_against_the_configured_ca() {
     assert!(cloud.has("vol-stg-2"));
     gw.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_a_request_in_flight() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let staging = token(&h, "stage-bot", "staging", "read");
+    let gw = Gateway::start(&h);
+    let body = serde_json::json!({ "query": READ, "variables": { "id": "vol-stg-1" } }).to_string();
+    let proxy = gw.proxy;
+    let in_flight = tokio::spawn(async move {
+        airlock_testkit::client::send_with(
+            proxy,
+            "POST",
+            "/cloud/graphql",
+            Some(&staging),
+            Some(("application/json", body)),
+            &[("x-test-delay-ms", "1000")],
+        )
+        .await
+    });
+    // Let the request reach the slow upstream, then ask the gateway to stop.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let logs = tokio::task::spawn_blocking(move || gw.stop())
+        .await
+        .unwrap();
+    let r = in_flight.await.unwrap().unwrap();
+    assert_eq!(
+        r.status, 200,
+        "the in-flight request was cut off: {}\n{logs}",
+        r.body
+    );
+    assert_eq!(r.json()["data"]["volume"]["id"], "vol-stg-1");
+    // Its audit record was flushed before the process ended.
+    let audit = h
+        .run(&["audit", "list", "--actor-kind", "agent", "--json"])
+        .ok();
+    assert!(
+        audit.stdout.contains("\"action\":\"volume\""),
+        "{}",
+        audit.stdout
+    );
+}

@@ -79,10 +79,25 @@ pub async fn send(
     token: Option<&str>,
     body: Option<(&str, String)>,
 ) -> Result<Reply, String> {
+    send_with(addr, method, path, token, body, &[]).await
+}
+
+/// Sends one request with extra headers.
+pub async fn send_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, String)>,
+    extra: &[(&str, &str)],
+) -> Result<Reply, String> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut b = Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"));
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
     if let Some(t) = token {
         b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }

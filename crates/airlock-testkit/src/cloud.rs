@@ -141,6 +141,15 @@ impl FakeCloud {
     }
 
     async fn handle(&self, req: Request<Incoming>, expected: &str) -> Response<Full<Bytes>> {
+        // A slow upstream on request, to test that shutdown drains requests in flight.
+        if let Some(ms) = req
+            .headers()
+            .get("x-test-delay-ms")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(ms.min(10_000))).await;
+        }
         let auth_ok = req
             .headers()
             .get(http::header::AUTHORIZATION)
