@@ -8,6 +8,7 @@ use airlock_authority::{Authority, IssueRequest, NewIdentity, VerifyError};
 use airlock_config::Config;
 use airlock_core::{Clock, EnvName, IdentityKind, ManualClock, Name, OpClass, OpClassSet};
 use airlock_store::{
+    ApprovalRecord, ApprovalState, TotpRecord,
     AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, SqliteStore, Store,
     StoreError, TokenRecord,
 };
@@ -114,6 +115,55 @@ impl Store for Faulty {
     fn resources(&self) -> Result<Vec<ResourceRecord>, StoreError> {
         self.check()?;
         self.inner.resources()
+    }
+    fn request_approval(&self, a: &ApprovalRecord, e: AuditEvent) -> Result<(ApprovalRecord, bool), StoreError> {
+        self.check()?;
+        self.inner.request_approval(a, e)
+    }
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        self.check()?;
+        self.inner.approval(id)
+    }
+    fn approvals(&self, s: Option<ApprovalState>) -> Result<Vec<ApprovalRecord>, StoreError> {
+        self.check()?;
+        self.inner.approvals(s)
+    }
+    fn granted_approval(&self, d: &str, r: &str, now: OffsetDateTime) -> Result<Option<ApprovalRecord>, StoreError> {
+        self.check()?;
+        self.inner.granted_approval(d, r, now)
+    }
+    fn consume_approval(&self, id: &str, now: OffsetDateTime, e: AuditEvent) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.consume_approval(id, now, e)
+    }
+    fn vote_approval(
+        &self,
+        id: &str,
+        approver: &str,
+        factor: &str,
+        approve: bool,
+        reason: &str,
+        now: OffsetDateTime,
+        e: AuditEvent,
+    ) -> Result<ApprovalRecord, StoreError> {
+        self.check()?;
+        self.inner.vote_approval(id, approver, factor, approve, reason, now, e)
+    }
+    fn expire_approvals(&self, now: OffsetDateTime) -> Result<Vec<ApprovalRecord>, StoreError> {
+        self.check()?;
+        self.inner.expire_approvals(now)
+    }
+    fn put_totp(&self, t: &TotpRecord, e: AuditEvent) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.put_totp(t, e)
+    }
+    fn totp(&self, i: &str) -> Result<Option<TotpRecord>, StoreError> {
+        self.check()?;
+        self.inner.totp(i)
+    }
+    fn use_totp_step(&self, i: &str, step: u64) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.use_totp_step(i, step)
     }
     fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         self.check()?;

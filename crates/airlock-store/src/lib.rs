@@ -8,7 +8,9 @@
 mod model;
 mod sqlite;
 
-pub use model::{AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, TokenRecord};
+pub use model::{
+    ApprovalRecord, ApprovalState, AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, TokenRecord, TotpRecord,
+};
 pub use sqlite::SqliteStore;
 
 use airlock_audit::{AuditEvent, AuditRecord, ChainError};
@@ -111,6 +113,37 @@ pub trait Store: Send + Sync {
     fn put_resource(&self, resource: &ResourceRecord, audit: AuditEvent) -> Result<(), StoreError>;
     /// Every resource catalog entry.
     fn resources(&self) -> Result<Vec<ResourceRecord>, StoreError>;
+    /// Records an approval request, or returns the pending/granted one for the same digest and
+    /// requester (`false` then: nothing was written).
+    fn request_approval(&self, a: &ApprovalRecord, audit: AuditEvent) -> Result<(ApprovalRecord, bool), StoreError>;
+    /// One approval request with its approvers.
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
+    /// Approval requests, newest first, optionally in one state.
+    fn approvals(&self, state: Option<ApprovalState>) -> Result<Vec<ApprovalRecord>, StoreError>;
+    /// A granted, unused, unexpired approval for exactly this digest and requester.
+    fn granted_approval(&self, digest: &str, requester: &str, now: OffsetDateTime) -> Result<Option<ApprovalRecord>, StoreError>;
+    /// Marks a granted approval used; true only for the one caller that flips it.
+    fn consume_approval(&self, id: &str, now: OffsetDateTime, audit: AuditEvent) -> Result<bool, StoreError>;
+    /// Records a human's approve or deny vote; approves once enough distinct humans agreed, denies at once.
+    #[allow(clippy::too_many_arguments)]
+    fn vote_approval(
+        &self,
+        id: &str,
+        approver: &str,
+        factor: &str,
+        approve: bool,
+        reason: &str,
+        now: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<ApprovalRecord, StoreError>;
+    /// Marks requests past their expiry as expired and returns them.
+    fn expire_approvals(&self, now: OffsetDateTime) -> Result<Vec<ApprovalRecord>, StoreError>;
+    /// Stores (or replaces) a human's sealed TOTP secret.
+    fn put_totp(&self, t: &TotpRecord, audit: AuditEvent) -> Result<(), StoreError>;
+    /// A human's sealed TOTP secret.
+    fn totp(&self, identity: &str) -> Result<Option<TotpRecord>, StoreError>;
+    /// Accepts a TOTP time step once: false if it (or a later one) was already used.
+    fn use_totp_step(&self, identity: &str, step: u64) -> Result<bool, StoreError>;
     /// Audit records matching `filter`, oldest first.
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
     /// Walks the whole audit chain; the outer error is a storage failure, the inner one the first

@@ -154,3 +154,110 @@ fn date_opt<S: serde::Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Er
         None => s.serialize_none(),
     }
 }
+
+/// Where an approval request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// Waiting for humans.
+    Pending,
+    /// Granted and not yet used.
+    Approved,
+    /// Refused by a human; final.
+    Denied,
+    /// Used by its one execution.
+    Consumed,
+    /// Nobody decided in time, or the grant was not used in time.
+    Expired,
+}
+
+impl ApprovalState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Denied => "denied",
+            ApprovalState::Consumed => "consumed",
+            ApprovalState::Expired => "expired",
+        }
+    }
+}
+
+impl std::str::FromStr for ApprovalState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "pending" => ApprovalState::Pending,
+            "approved" => ApprovalState::Approved,
+            "denied" => ApprovalState::Denied,
+            "consumed" => ApprovalState::Consumed,
+            "expired" => ApprovalState::Expired,
+            other => return Err(format!("unknown approval state `{other}`")),
+        })
+    }
+}
+
+/// An operation waiting for, or granted by, human approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalRecord {
+    /// Public id (`apr_…`).
+    pub id: String,
+    /// The operation digest the approval is bound to (principal, resource, operation, body).
+    pub digest: String,
+    /// The identity that asked.
+    pub requester: String,
+    /// Its kind.
+    pub requester_kind: IdentityKind,
+    /// Its owner.
+    pub owner: Option<String>,
+    /// The token it presented.
+    pub token_id: String,
+    /// The classified action(s).
+    pub action: String,
+    /// The operation as a human reads it (method and path, or statement).
+    pub operation: String,
+    /// The resource(s).
+    pub resource: String,
+    /// The environment.
+    pub environment: String,
+    /// Why approval is needed.
+    pub reason: String,
+    /// When it was asked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the request (or the grant) lapses.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Where it stands.
+    pub state: ApprovalState,
+    /// How many distinct humans must approve.
+    pub approvals_needed: u32,
+    /// Who approved so far.
+    pub approvers: Vec<String>,
+    /// When it was approved or denied.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+    /// The decider's reason.
+    pub decision_reason: Option<String>,
+    /// When its one execution happened.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub consumed_at: Option<OffsetDateTime>,
+}
+
+/// A human's TOTP secret, sealed with the master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpRecord {
+    /// The human.
+    pub identity: String,
+    /// Fingerprint of the sealing key.
+    pub key_id: String,
+    /// AEAD nonce.
+    pub nonce: Vec<u8>,
+    /// AEAD ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// The last accepted time step (replay guard).
+    pub last_step: Option<u64>,
+    /// When it was enrolled.
+    pub created_at: OffsetDateTime,
+}

@@ -1,6 +1,8 @@
 //! The embedded default backend: one SQLite file in WAL mode.
 
-use crate::model::{AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, TokenRecord};
+use crate::model::{
+    ApprovalRecord, ApprovalState, AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, TokenRecord, TotpRecord,
+};
 use crate::{Store, StoreError};
 use airlock_audit::{verify_chain, Actor, AuditEvent, AuditRecord, ChainError, GENESIS};
 use airlock_core::{EnvName, IdentityKind, Name, OpClassSet, Outcome};
@@ -111,6 +113,47 @@ CREATE TRIGGER tokens_epoch_d AFTER DELETE ON tokens BEGIN UPDATE auth_epoch SET
 CREATE TRIGGER resources_epoch_i AFTER INSERT ON resources BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
 CREATE TRIGGER resources_epoch_u AFTER UPDATE ON resources BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
 CREATE TRIGGER resources_epoch_d AFTER DELETE ON resources BEGIN UPDATE auth_epoch SET epoch = epoch + 1; END;
+"#,
+    r#"
+-- Out-of-band approvals: one row per operation waiting for (or granted by) humans.
+CREATE TABLE approvals (
+    id               TEXT PRIMARY KEY,
+    digest           TEXT NOT NULL,
+    requester        TEXT NOT NULL,
+    requester_kind   TEXT NOT NULL,
+    owner            TEXT,
+    token_id         TEXT NOT NULL,
+    action           TEXT NOT NULL,
+    operation        TEXT NOT NULL,
+    resource         TEXT NOT NULL,
+    environment      TEXT NOT NULL,
+    reason           TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'consumed', 'expired')),
+    approvals_needed INTEGER NOT NULL,
+    decided_at       INTEGER,
+    decision_reason  TEXT,
+    consumed_at      INTEGER
+);
+CREATE INDEX approvals_by_digest ON approvals(digest, requester, state);
+CREATE TABLE approval_votes (
+    approval_id TEXT NOT NULL REFERENCES approvals(id),
+    approver    TEXT NOT NULL,
+    factor      TEXT NOT NULL,
+    approve     INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (approval_id, approver)
+);
+-- Humans' TOTP secrets, sealed with the master key; last_step makes a used code unusable.
+CREATE TABLE totp (
+    identity   TEXT PRIMARY KEY REFERENCES identities(name),
+    key_id     TEXT NOT NULL,
+    nonce      BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    last_step  INTEGER,
+    created_at INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -338,6 +381,51 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<Result<AuditRecord, String>> {
         })
     };
     Ok(build().map_err(|e| format!("record {seq}: {e}")))
+}
+
+
+const APPROVAL_COLS: &str = "id, digest, requester, requester_kind, owner, token_id, action, operation, resource, environment, reason, created_at, expires_at, state, approvals_needed, decided_at, decision_reason, consumed_at";
+
+fn approval_from(r: &Row<'_>) -> rusqlite::Result<Result<ApprovalRecord, String>> {
+    let get = || -> Result<ApprovalRecord, String> {
+        let e = |x: rusqlite::Error| x.to_string();
+        let ts = |v: i64| OffsetDateTime::from_unix_timestamp_nanos(i128::from(v)).map_err(|x| x.to_string());
+        let kind: String = r.get(3).map_err(e)?;
+        let state: String = r.get(13).map_err(e)?;
+        Ok(ApprovalRecord {
+            id: r.get(0).map_err(e)?,
+            digest: r.get(1).map_err(e)?,
+            requester: r.get(2).map_err(e)?,
+            requester_kind: kind.parse().map_err(|x: airlock_core::ParseKindError| x.to_string())?,
+            owner: r.get(4).map_err(e)?,
+            token_id: r.get(5).map_err(e)?,
+            action: r.get(6).map_err(e)?,
+            operation: r.get(7).map_err(e)?,
+            resource: r.get(8).map_err(e)?,
+            environment: r.get(9).map_err(e)?,
+            reason: r.get(10).map_err(e)?,
+            created_at: ts(r.get(11).map_err(e)?)?,
+            expires_at: ts(r.get(12).map_err(e)?)?,
+            state: state.parse()?,
+            approvals_needed: r.get(14).map_err(e)?,
+            decided_at: r.get::<_, Option<i64>>(15).map_err(e)?.map(ts).transpose()?,
+            decision_reason: r.get(16).map_err(e)?,
+            consumed_at: r.get::<_, Option<i64>>(17).map_err(e)?.map(ts).transpose()?,
+            approvers: Vec::new(),
+        })
+    };
+    Ok(get())
+}
+
+fn load_approval(conn: &Connection, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+    let rec = conn
+        .query_row(&format!("SELECT {APPROVAL_COLS} FROM approvals WHERE id = ?1"), [id], approval_from)
+        .optional()?;
+    let Some(rec) = rec else { return Ok(None) };
+    let mut rec = rec.map_err(StoreError::Corrupt)?;
+    let mut stmt = conn.prepare("SELECT approver FROM approval_votes WHERE approval_id = ?1 AND approve = 1 ORDER BY at")?;
+    rec.approvers = stmt.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(Some(rec))
 }
 
 const AUDIT_COLS: &str =
@@ -782,6 +870,219 @@ impl Store for SqliteStore {
             })
         })
         .collect()
+    }
+
+
+    fn request_approval(&self, a: &ApprovalRecord, audit: AuditEvent) -> Result<(ApprovalRecord, bool), StoreError> {
+        self.write(|tx| {
+            // The same operation by the same principal, still waiting or granted and unused:
+            // answer with that request instead of queueing a duplicate.
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM approvals WHERE digest = ?1 AND requester = ?2
+                     AND state IN ('pending', 'approved') AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
+                    params![a.digest, a.requester, ns(a.created_at)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = existing {
+                let rec = load_approval(tx, &id)?.ok_or_else(|| StoreError::NotFound(format!("approval `{id}`")))?;
+                return Ok((rec, false));
+            }
+            tx.execute(
+                &format!("INSERT INTO approvals ({APPROVAL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', ?14, NULL, NULL, NULL)"),
+                params![
+                    a.id, a.digest, a.requester, a.requester_kind.as_str(), a.owner, a.token_id, a.action, a.operation,
+                    a.resource, a.environment, a.reason, ns(a.created_at), ns(a.expires_at), a.approvals_needed
+                ],
+            )?;
+            append_in(tx, audit)?;
+            let rec = load_approval(tx, &a.id)?.ok_or_else(|| StoreError::NotFound(format!("approval `{}`", a.id)))?;
+            Ok((rec, true))
+        })
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        let conn = self.lock();
+        load_approval(&conn, id)
+    }
+
+    fn approvals(&self, state: Option<ApprovalState>) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let conn = self.lock();
+        let ids: Vec<String> = {
+            let mut stmt = conn.prepare("SELECT id FROM approvals WHERE ?1 IS NULL OR state = ?1 ORDER BY created_at DESC")?;
+            let rows = stmt.query_map([state.map(|s| s.as_str())], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(a) = load_approval(&conn, &id)? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    fn granted_approval(&self, digest: &str, requester: &str, now: OffsetDateTime) -> Result<Option<ApprovalRecord>, StoreError> {
+        let conn = self.lock();
+        let id: Option<String> = conn
+            .query_row(
+                "SELECT id FROM approvals WHERE digest = ?1 AND requester = ?2 AND state = 'approved' AND expires_at > ?3
+                 ORDER BY created_at LIMIT 1",
+                params![digest, requester, ns(now)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => load_approval(&conn, &id),
+            None => Ok(None),
+        }
+    }
+
+    fn consume_approval(&self, id: &str, now: OffsetDateTime, audit: AuditEvent) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            // One execution: only the first consumer flips approved -> consumed.
+            let n = tx.execute(
+                "UPDATE approvals SET state = 'consumed', consumed_at = ?2
+                 WHERE id = ?1 AND state = 'approved' AND expires_at > ?2",
+                params![id, ns(now)],
+            )?;
+            if n == 1 {
+                append_in(tx, audit)?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    fn vote_approval(
+        &self,
+        id: &str,
+        approver: &str,
+        factor: &str,
+        approve: bool,
+        reason: &str,
+        now: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<ApprovalRecord, StoreError> {
+        self.write(|tx| {
+            let rec = load_approval(tx, id)?.ok_or_else(|| StoreError::NotFound(format!("approval `{id}`")))?;
+            if rec.state != ApprovalState::Pending {
+                return Err(StoreError::Refused(format!("approval `{id}` is {}, not pending", rec.state.as_str())));
+            }
+            if rec.expires_at <= now {
+                return Err(StoreError::Refused(format!("approval `{id}` expired at {}", airlock_core::fmt_time(rec.expires_at))));
+            }
+            if rec.requester == approver {
+                return Err(StoreError::Refused("the requester cannot approve its own request".into()));
+            }
+            tx.execute(
+                "INSERT INTO approval_votes (approval_id, approver, factor, approve, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, approver, factor, approve, ns(now)],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Refused(format!("`{approver}` already decided on approval `{id}`; a second approval must come from another human"))
+                } else {
+                    e.into()
+                }
+            })?;
+            if !approve {
+                tx.execute(
+                    "UPDATE approvals SET state = 'denied', decided_at = ?2, decision_reason = ?3 WHERE id = ?1",
+                    params![id, ns(now), reason],
+                )?;
+            } else {
+                let votes: u32 = tx.query_row(
+                    "SELECT count(*) FROM approval_votes WHERE approval_id = ?1 AND approve = 1",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                if votes >= rec.approvals_needed {
+                    tx.execute(
+                        "UPDATE approvals SET state = 'approved', decided_at = ?2, decision_reason = ?3 WHERE id = ?1",
+                        params![id, ns(now), reason],
+                    )?;
+                }
+            }
+            append_in(tx, audit)?;
+            load_approval(tx, id)?.ok_or_else(|| StoreError::NotFound(format!("approval `{id}`")))
+        })
+    }
+
+    fn expire_approvals(&self, now: OffsetDateTime) -> Result<Vec<ApprovalRecord>, StoreError> {
+        self.write(|tx| {
+            let ids: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT id FROM approvals WHERE state IN ('pending', 'approved') AND expires_at <= ?1")?;
+                let rows = stmt.query_map([ns(now)], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            tx.execute(
+                "UPDATE approvals SET state = 'expired' WHERE state IN ('pending', 'approved') AND expires_at <= ?1",
+                [ns(now)],
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(a) = load_approval(tx, &id)? {
+                    out.push(a);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_totp(&self, t: &TotpRecord, audit: AuditEvent) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO totp (identity, key_id, nonce, ciphertext, last_step, created_at) VALUES (?1, ?2, ?3, ?4, NULL, ?5)
+                 ON CONFLICT (identity) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
+                   ciphertext = excluded.ciphertext, last_step = NULL, created_at = excluded.created_at",
+                params![t.identity, t.key_id, t.nonce, t.ciphertext, ns(t.created_at)],
+            )?;
+            append_in(tx, audit)?;
+            Ok(())
+        })
+    }
+
+    fn totp(&self, identity: &str) -> Result<Option<TotpRecord>, StoreError> {
+        let conn = self.lock();
+        let r = conn
+            .query_row(
+                "SELECT identity, key_id, nonce, ciphertext, last_step, created_at FROM totp WHERE identity = ?1",
+                [identity],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        r.map(|r| {
+            Ok(TotpRecord {
+                identity: r.0,
+                key_id: r.1,
+                nonce: r.2,
+                ciphertext: r.3,
+                last_step: r.4.map(|s| s as u64),
+                created_at: from_ns(r.5)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn use_totp_step(&self, identity: &str, step: u64) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            // Atomic: a code's time step is accepted once, and never an older one after it.
+            let n = tx.execute(
+                "UPDATE totp SET last_step = ?2 WHERE identity = ?1 AND (last_step IS NULL OR last_step < ?2)",
+                params![identity, step as i64],
+            )?;
+            Ok(n == 1)
+        })
     }
 
     fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
