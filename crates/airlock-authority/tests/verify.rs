@@ -8,9 +8,8 @@ use airlock_authority::{Authority, IssueRequest, NewIdentity, VerifyError};
 use airlock_config::Config;
 use airlock_core::{Clock, EnvName, IdentityKind, ManualClock, Name, OpClass, OpClassSet};
 use airlock_store::{
-    ApprovalRecord, ApprovalState, TotpRecord,
-    AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, SqliteStore, Store,
-    StoreError, TokenRecord,
+    ApprovalRecord, ApprovalState, AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord,
+    SqliteStore, Store, StoreError, TokenRecord, TotpRecord,
 };
 use proptest::prelude::*;
 use std::path::Path;
@@ -116,7 +115,11 @@ impl Store for Faulty {
         self.check()?;
         self.inner.resources()
     }
-    fn request_approval(&self, a: &ApprovalRecord, e: AuditEvent) -> Result<(ApprovalRecord, bool), StoreError> {
+    fn request_approval(
+        &self,
+        a: &ApprovalRecord,
+        e: AuditEvent,
+    ) -> Result<(ApprovalRecord, bool), StoreError> {
         self.check()?;
         self.inner.request_approval(a, e)
     }
@@ -128,11 +131,21 @@ impl Store for Faulty {
         self.check()?;
         self.inner.approvals(s)
     }
-    fn granted_approval(&self, d: &str, r: &str, now: OffsetDateTime) -> Result<Option<ApprovalRecord>, StoreError> {
+    fn granted_approval(
+        &self,
+        d: &str,
+        r: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
         self.check()?;
         self.inner.granted_approval(d, r, now)
     }
-    fn consume_approval(&self, id: &str, now: OffsetDateTime, e: AuditEvent) -> Result<bool, StoreError> {
+    fn consume_approval(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        e: AuditEvent,
+    ) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.consume_approval(id, now, e)
     }
@@ -147,7 +160,8 @@ impl Store for Faulty {
         e: AuditEvent,
     ) -> Result<ApprovalRecord, StoreError> {
         self.check()?;
-        self.inner.vote_approval(id, approver, factor, approve, reason, now, e)
+        self.inner
+            .vote_approval(id, approver, factor, approve, reason, now, e)
     }
     fn expire_approvals(&self, now: OffsetDateTime) -> Result<Vec<ApprovalRecord>, StoreError> {
         self.check()?;

@@ -192,7 +192,35 @@ async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
     seen.push_str(&format!("{:?}{}", r.headers, r.body));
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
+    let approval = r.json()["approval"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .to_string();
+    assert!(approval.starts_with("apr_"), "{}", r.body);
+    assert_eq!(r.headers["airlock-approval"], approval.as_str());
+    assert!(r.json()["expires_at"].is_string(), "{}", r.body);
+    assert!(
+        !r.body.contains("airlock approvals"),
+        "the agent is not told how approval is given: {}",
+        r.body
+    );
     assert!(cloud.has("vol-prod-bookings"));
+    // The identical retry finds the same pending request rather than queueing another.
+    let again = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&production),
+        DELETE,
+        serde_json::json!({"id": "vol-prod-bookings"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again.json()["approval"],
+        approval.as_str(),
+        "{}",
+        again.body
+    );
     let r = graphql(
         gw.proxy,
         "/cloud/graphql",

@@ -68,6 +68,9 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
 pub struct Environment {
     /// Whether destructive and privilege operations here wait for a human.
     pub protected: bool,
+    /// How many distinct humans must approve an operation here (1 or 2).
+    #[serde(default = "one")]
+    pub approvals_required: u32,
     /// Free text shown in listings.
     #[serde(default)]
     pub description: Option<String>,
@@ -80,6 +83,10 @@ pub struct StoreConfig {
     /// The SQLite file, relative to the configuration file's directory.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn default_store_path() -> PathBuf {
@@ -172,6 +179,58 @@ struct RawConfig {
     policies: PolicyConfig,
     #[serde(default)]
     resources: Vec<toml::Spanned<ResourceEntry>>,
+    #[serde(default)]
+    approvals: ApprovalConfig,
+}
+
+/// How approval requests behave.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// How long a request waits for humans, and how long a grant stays usable.
+    #[serde(default = "default_approval_ttl")]
+    pub ttl: Ttl,
+    /// Hold the agent's request open this long waiting for the decision (0: answer at once).
+    #[serde(default = "zero_ttl")]
+    pub hold: HoldTime,
+}
+
+/// A hold time, which may be zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldTime(pub Duration);
+
+impl<'de> Deserialize<'de> for HoldTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let d = humantime::parse_duration(s.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{s}` ({e}); expected e.g. `0s`, `30s`"
+            ))
+        })?;
+        if d > Duration::from_secs(300) {
+            return Err(serde::de::Error::custom(
+                "`hold` may be at most `5m`; agents should retry instead",
+            ));
+        }
+        Ok(HoldTime(d))
+    }
+}
+
+fn default_approval_ttl() -> Ttl {
+    Ttl(Duration::from_secs(15 * 60))
+}
+
+fn zero_ttl() -> HoldTime {
+    HoldTime(Duration::ZERO)
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        ApprovalConfig {
+            ttl: default_approval_ttl(),
+            hold: zero_ttl(),
+        }
+    }
 }
 
 /// The gateway's listeners and limits.
@@ -317,6 +376,8 @@ pub struct Config {
     pub policies: PolicyConfig,
     /// Resource catalog entries from the file (the store holds more).
     pub resources: Vec<ResourceEntry>,
+    /// Approval behaviour.
+    pub approvals: ApprovalConfig,
 }
 
 impl Config {
@@ -350,6 +411,12 @@ impl Config {
         let mut environments = BTreeMap::new();
         for (name, env) in raw.environments {
             let span = env.span();
+            if !(1..=2).contains(&env.get_ref().approvals_required) {
+                return Err(err_at(
+                    Some(span.clone()),
+                    format!("environment `{name}`: `approvals_required` must be 1 or 2"),
+                ));
+            }
             let env_name =
                 EnvName::new(&name).map_err(|e| err_at(Some(span.clone()), e.to_string()))?;
             environments.insert(env_name, env.into_inner());
@@ -486,6 +553,7 @@ impl Config {
             upstreams,
             policies: raw.policies,
             resources,
+            approvals: raw.approvals,
         })
     }
 

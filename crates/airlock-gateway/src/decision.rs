@@ -11,6 +11,8 @@ use airlock_authority::{Authority, Claims, VerifyError};
 use airlock_classify::Classification;
 use airlock_core::{Clock, EnvName, OpClass, Outcome};
 use airlock_policy::{Approval, Input, Principal, Resource};
+use airlock_store::{ApprovalRecord, Store};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +30,11 @@ pub struct DoorRequest<'a> {
     pub classification: &'a Classification,
     /// Door-specific facts for the audit record (method, path, statement fingerprint).
     pub details: BTreeMap<String, String>,
+    /// What exactly would run, for binding an approval: method, normalised path and body
+    /// digest for HTTP; the statement fingerprint for SQL. Another body, another approval.
+    pub fingerprint: String,
+    /// The operation as a human reads it in an approval queue (`POST /graphql volumeDelete`).
+    pub summary: String,
 }
 
 /// The decision for one operation of a request.
@@ -65,6 +72,8 @@ pub struct Verdict {
     pub audit_seq: Option<u64>,
     /// Whether the caller was not authenticated at all (HTTP 401 rather than 403).
     pub unauthenticated: bool,
+    /// The approval request this decision waits for, or the grant it used: id and expiry.
+    pub approval: Option<(String, time::OffsetDateTime)>,
 }
 
 /// The shared decision service.
@@ -73,6 +82,8 @@ pub struct Decider {
     authority: Arc<Authority>,
     audit: AuditWriter,
     clock: Arc<dyn Clock>,
+    /// Approvals are written through this connection (the authority's store view is read-only).
+    store: Arc<dyn Store>,
 }
 
 impl std::fmt::Debug for Decider {
@@ -92,12 +103,18 @@ fn verify_code(e: &VerifyError) -> String {
 }
 
 impl Decider {
-    /// A decider over an authority (token checks) and an audit writer.
-    pub fn new(authority: Arc<Authority>, audit: AuditWriter, clock: Arc<dyn Clock>) -> Decider {
+    /// A decider over an authority (token checks), an audit writer and the store holding approvals.
+    pub fn new(
+        authority: Arc<Authority>,
+        audit: AuditWriter,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+    ) -> Decider {
         Decider {
             authority,
             audit,
             clock,
+            store,
         }
     }
 
@@ -146,9 +163,17 @@ impl Decider {
                     operations: Vec::new(),
                     audit_seq: None,
                     unauthenticated: missing,
+                    approval: None,
                 }
             }
-            Ok(c) => self.decide_operations(rt, &req, c, now.unix_timestamp()),
+            Ok(c) => {
+                let v = self.decide_operations(rt, &req, c, now.unix_timestamp(), Approval::None);
+                if v.outcome == Outcome::NeedsApproval {
+                    self.approval_path(rt, &req, c, v, now, &mut details).await
+                } else {
+                    v
+                }
+            }
         };
 
         // Audit: one record per decision.
@@ -240,6 +265,7 @@ impl Decider {
         req: &DoorRequest<'_>,
         claims: &Claims,
         now: i64,
+        approval: Approval,
     ) -> Verdict {
         let class = req.classification.class();
         let mut ops = Vec::with_capacity(req.classification.operations.len());
@@ -274,7 +300,7 @@ impl Decider {
                     environment: env.as_ref(),
                     protected: rt.protected(env.as_ref()),
                 },
-                approval: Approval::None,
+                approval,
                 now,
             });
             ops.push(OpVerdict {
@@ -302,6 +328,7 @@ impl Decider {
                 operations: ops,
                 audit_seq: None,
                 unauthenticated: false,
+                approval: None,
             },
             Some(w) => {
                 let d = w.decision.clone();
@@ -327,8 +354,236 @@ impl Decider {
                     operations: ops,
                     audit_seq: None,
                     unauthenticated: false,
+                    approval: None,
                 }
             }
         }
+    }
+
+    /// The digest an approval is bound to: this principal, these operations on these resources,
+    /// this exact request.
+    fn digest(req: &DoorRequest<'_>, claims: &Claims, v: &Verdict) -> String {
+        let mut h = Sha256::new();
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_be_bytes());
+            h.update(b);
+        };
+        field(b"airlock-approval-v1");
+        field(claims.identity.as_str().as_bytes());
+        field(req.upstream.name.as_bytes());
+        for o in &v.operations {
+            field(o.action.as_bytes());
+            field(o.resource.as_bytes());
+            field(
+                o.environment
+                    .as_ref()
+                    .map(|e| e.as_str())
+                    .unwrap_or("")
+                    .as_bytes(),
+            );
+        }
+        field(req.fingerprint.as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    /// A decision that needs a human: use a granted approval for exactly this operation once, or
+    /// record (or find) the pending request and say so.
+    async fn approval_path(
+        &self,
+        rt: &Runtime,
+        req: &DoorRequest<'_>,
+        claims: &Claims,
+        mut v: Verdict,
+        now: time::OffsetDateTime,
+        details: &mut BTreeMap<String, String>,
+    ) -> Verdict {
+        let digest = Self::digest(req, claims, &v);
+        let hold = rt.config.approvals.hold.0;
+        let deadline = Instant::now() + hold;
+        let mut requested: Option<ApprovalRecord> = None;
+        loop {
+            match self
+                .store
+                .granted_approval(&digest, claims.identity.as_str(), self.clock.now())
+            {
+                Ok(Some(grant)) => {
+                    let granted = self.decide_operations(
+                        rt,
+                        req,
+                        claims,
+                        now.unix_timestamp(),
+                        Approval::Granted,
+                    );
+                    if granted.outcome != Outcome::Allow {
+                        // An approval never lifts any other refusal.
+                        return granted;
+                    }
+                    let event = AuditEvent {
+                        time: self.clock.now(),
+                        actor: claims.actor(),
+                        action: "approval.executed".into(),
+                        resource: Some(grant.resource.clone()),
+                        environment: Some(grant.environment.clone()),
+                        decision: Outcome::Allow,
+                        reason: format!("approval {} used for its one execution", grant.id),
+                        details: BTreeMap::from([("approval".to_string(), grant.id.clone())]),
+                    };
+                    match self
+                        .store
+                        .consume_approval(&grant.id, self.clock.now(), event)
+                    {
+                        Ok(true) => {
+                            details.insert("approval".into(), grant.id.clone());
+                            let mut g = granted;
+                            g.reason = format!(
+                                "{} approved by {} ({})",
+                                g.class,
+                                grant.approvers.join(" and "),
+                                grant.id
+                            );
+                            g.approval = Some((grant.id, grant.expires_at));
+                            return g;
+                        }
+                        // Another identical request used it first: this one needs its own.
+                        Ok(false) => {}
+                        Err(e) => return self.approval_store_failed(v, &e.to_string()),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return self.approval_store_failed(v, &e.to_string()),
+            }
+            if requested.is_none() {
+                match self.request(rt, req, claims, &v, &digest) {
+                    Ok(r) => requested = Some(r),
+                    Err(e) => return self.approval_store_failed(v, &e),
+                }
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if let Some(r) = &requested {
+                // Deny is final: stop holding as soon as a human refuses.
+                if let Ok(Some(cur)) = self.store.approval(&r.id) {
+                    if cur.state == airlock_store::ApprovalState::Denied {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(r) = requested {
+            details.insert("approval".into(), r.id.clone());
+            if let Ok(Some(cur)) = self.store.approval(&r.id) {
+                if cur.state == airlock_store::ApprovalState::Denied {
+                    v.outcome = Outcome::Deny;
+                    v.code = "approval_denied".into();
+                    v.reason = format!(
+                        "a human denied approval {}{}",
+                        cur.id,
+                        cur.decision_reason
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    );
+                    v.hint = "do not retry this operation; talk to your owner".into();
+                    v.approval = Some((cur.id, cur.expires_at));
+                    return v;
+                }
+            }
+            v.hint = format!(
+                "this needs human approval; approval {} is waiting for a human. Retry the identical request after it is approved, before {}",
+                r.id,
+                airlock_core::fmt_time(r.expires_at)
+            );
+            v.approval = Some((r.id, r.expires_at));
+        }
+        v
+    }
+
+    fn request(
+        &self,
+        rt: &Runtime,
+        req: &DoorRequest<'_>,
+        claims: &Claims,
+        v: &Verdict,
+        digest: &str,
+    ) -> Result<ApprovalRecord, String> {
+        let now = self.clock.now();
+        let ttl = time::Duration::try_from(rt.config.approvals.ttl.0)
+            .unwrap_or(time::Duration::minutes(15));
+        let envs: Vec<&EnvName> = v
+            .operations
+            .iter()
+            .filter_map(|o| o.environment.as_ref())
+            .collect();
+        let needed = envs
+            .iter()
+            .filter_map(|e| rt.config.environment(e))
+            .map(|e| e.approvals_required)
+            .max()
+            .unwrap_or(1);
+        let mut id = [0u8; 8];
+        getrandom::getrandom(&mut id).map_err(|e| e.to_string())?;
+        let join = |f: &dyn Fn(&OpVerdict) -> String| -> String {
+            v.operations
+                .iter()
+                .map(f)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let record = ApprovalRecord {
+            id: format!("apr_{}", hex::encode(id)),
+            digest: digest.to_string(),
+            requester: claims.identity.to_string(),
+            requester_kind: claims.kind,
+            owner: claims.owner.as_ref().map(|o| o.to_string()),
+            token_id: claims.token_id.clone(),
+            action: join(&|o| o.action.clone()),
+            operation: req.summary.clone(),
+            resource: join(&|o| o.resource.clone()),
+            environment: join(&|o| {
+                o.environment
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+            }),
+            reason: v.reason.clone(),
+            created_at: now,
+            expires_at: now + ttl,
+            state: airlock_store::ApprovalState::Pending,
+            approvals_needed: needed,
+            approvers: Vec::new(),
+            decided_at: None,
+            decision_reason: None,
+            consumed_at: None,
+        };
+        let event = AuditEvent {
+            time: now,
+            actor: claims.actor(),
+            action: "approval.requested".into(),
+            resource: Some(record.resource.clone()),
+            environment: Some(record.environment.clone()),
+            decision: Outcome::NeedsApproval,
+            reason: format!(
+                "{} waits for {} human approval(s): {}",
+                record.operation, needed, record.reason
+            ),
+            details: BTreeMap::from([("approval".to_string(), record.id.clone())]),
+        };
+        let (rec, _created) = self
+            .store
+            .request_approval(&record, event)
+            .map_err(|e| e.to_string())?;
+        Ok(rec)
+    }
+
+    fn approval_store_failed(&self, mut v: Verdict, e: &str) -> Verdict {
+        tracing::error!(error = %e, "approval store unavailable");
+        v.outcome = Outcome::Deny;
+        v.code = "approval_unavailable".into();
+        v.reason = format!("the operation needs approval but approvals cannot be recorded ({e})");
+        v.hint = "retry shortly; tell the Airlock operator if it persists".into();
+        v
     }
 }

@@ -91,8 +91,17 @@ fn refusal(v: &Verdict) -> Response<Body> {
         &v.code,
         &v.reason,
         &v.hint,
-        serde_json::json!({ "class": v.class, "operations": ops, "audit": v.audit_seq }),
+        serde_json::json!({
+            "class": v.class, "operations": ops, "audit": v.audit_seq,
+            "approval": v.approval.as_ref().map(|(id, _)| id),
+            "expires_at": v.approval.as_ref().map(|(_, t)| airlock_core::fmt_time(*t)),
+        }),
     );
+    if let Some((id, _)) = &v.approval {
+        if let Ok(h) = HeaderValue::from_str(id) {
+            resp.headers_mut().insert("airlock-approval", h);
+        }
+    }
     if v.outcome == Outcome::NeedsApproval {
         resp.headers_mut().insert(
             "airlock-decision",
@@ -192,12 +201,53 @@ pub async fn handle(
         (None, Some(body))
     };
 
-    let classification = upstream.rules.classify(&HttpRequest {
+    let mut classification = upstream.rules.classify(&HttpRequest {
         method: parts.method.as_str(),
         path_and_query: &pq,
         headers: &parts.headers,
         body: buffered.as_deref(),
     });
+    // A request that may need a human's approval is bound to its exact body, so the body must be
+    // read (within the same limit) before deciding; a larger one is refused, never passed unread.
+    let (buffered, stream) = match (buffered, stream) {
+        (None, Some(body))
+            if classification.class() >= airlock_core::OpClass::Destructive && has_body(&parts) =>
+        {
+            match Limited::new(body, max).collect().await {
+                Ok(c) => {
+                    let b = c.to_bytes();
+                    classification = upstream.rules.classify(&HttpRequest {
+                        method: parts.method.as_str(),
+                        path_and_query: &pq,
+                        headers: &parts.headers,
+                        body: Some(&b),
+                    });
+                    (Some(b), None)
+                }
+                Err(_) => return Ok(too_large(max)),
+            }
+        }
+        other => other,
+    };
+    let fingerprint = {
+        use sha2::Digest;
+        let body_digest = hex::encode(sha2::Sha256::digest(buffered.as_deref().unwrap_or(b"")));
+        format!(
+            "{} {} sha256:{body_digest}",
+            classification.effective_method, classification.normalized_path
+        )
+    };
+    let summary = format!(
+        "{} {} ({})",
+        classification.effective_method,
+        classification.normalized_path,
+        classification
+            .operations
+            .iter()
+            .map(|o| o.action.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let mut details = BTreeMap::new();
     details.insert(
         "method".to_string(),
@@ -214,6 +264,8 @@ pub async fn handle(
                 token: token.as_deref(),
                 classification: &classification,
                 details,
+                fingerprint,
+                summary,
             },
         )
         .await;
@@ -296,6 +348,14 @@ pub async fn handle(
             ))
         }
     }
+}
+
+fn has_body(parts: &http::request::Parts) -> bool {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || parts.headers.contains_key(header::TRANSFER_ENCODING)
 }
 
 fn too_large(max: usize) -> Response<Body> {

@@ -119,6 +119,8 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
     let config = airlock_config::Config::load(config_path).map_err(LoadError::from)?;
     // Two connections: token checks never wait behind the audit writer's fsyncs.
     let auth_store = Arc::new(SqliteStore::open_existing(&config.store_path())?);
+    let approval_store: Arc<dyn airlock_store::Store> =
+        Arc::new(SqliteStore::open_existing(&config.store_path())?);
     let audit_store = Arc::new(SqliteStore::open_existing(&config.store_path())?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let authority = Arc::new(Authority::new(
@@ -163,7 +165,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
 
     let shared = Arc::new(Shared {
         runtime: ArcSwap::from_pointee(runtime),
-        decider: Decider::new(Arc::clone(&authority), audit, clock),
+        decider: Decider::new(Arc::clone(&authority), audit, clock, approval_store),
         metrics: metrics::Metrics::default(),
         upstream_timeout,
     });

@@ -9,7 +9,8 @@ mod model;
 mod sqlite;
 
 pub use model::{
-    ApprovalRecord, ApprovalState, AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, TokenRecord, TotpRecord,
+    ApprovalRecord, ApprovalState, AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord,
+    TokenRecord, TotpRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -115,15 +116,29 @@ pub trait Store: Send + Sync {
     fn resources(&self) -> Result<Vec<ResourceRecord>, StoreError>;
     /// Records an approval request, or returns the pending/granted one for the same digest and
     /// requester (`false` then: nothing was written).
-    fn request_approval(&self, a: &ApprovalRecord, audit: AuditEvent) -> Result<(ApprovalRecord, bool), StoreError>;
+    fn request_approval(
+        &self,
+        a: &ApprovalRecord,
+        audit: AuditEvent,
+    ) -> Result<(ApprovalRecord, bool), StoreError>;
     /// One approval request with its approvers.
     fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
     /// Approval requests, newest first, optionally in one state.
     fn approvals(&self, state: Option<ApprovalState>) -> Result<Vec<ApprovalRecord>, StoreError>;
     /// A granted, unused, unexpired approval for exactly this digest and requester.
-    fn granted_approval(&self, digest: &str, requester: &str, now: OffsetDateTime) -> Result<Option<ApprovalRecord>, StoreError>;
+    fn granted_approval(
+        &self,
+        digest: &str,
+        requester: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<ApprovalRecord>, StoreError>;
     /// Marks a granted approval used; true only for the one caller that flips it.
-    fn consume_approval(&self, id: &str, now: OffsetDateTime, audit: AuditEvent) -> Result<bool, StoreError>;
+    fn consume_approval(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError>;
     /// Records a human's approve or deny vote; approves once enough distinct humans agreed, denies at once.
     #[allow(clippy::too_many_arguments)]
     fn vote_approval(

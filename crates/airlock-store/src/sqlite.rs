@@ -1,7 +1,8 @@
 //! The embedded default backend: one SQLite file in WAL mode.
 
 use crate::model::{
-    ApprovalRecord, ApprovalState, AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord, TokenRecord, TotpRecord,
+    ApprovalRecord, ApprovalState, AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord,
+    TokenRecord, TotpRecord,
 };
 use crate::{Store, StoreError};
 use airlock_audit::{verify_chain, Actor, AuditEvent, AuditRecord, ChainError, GENESIS};
@@ -383,20 +384,23 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<Result<AuditRecord, String>> {
     Ok(build().map_err(|e| format!("record {seq}: {e}")))
 }
 
-
 const APPROVAL_COLS: &str = "id, digest, requester, requester_kind, owner, token_id, action, operation, resource, environment, reason, created_at, expires_at, state, approvals_needed, decided_at, decision_reason, consumed_at";
 
 fn approval_from(r: &Row<'_>) -> rusqlite::Result<Result<ApprovalRecord, String>> {
     let get = || -> Result<ApprovalRecord, String> {
         let e = |x: rusqlite::Error| x.to_string();
-        let ts = |v: i64| OffsetDateTime::from_unix_timestamp_nanos(i128::from(v)).map_err(|x| x.to_string());
+        let ts = |v: i64| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(v)).map_err(|x| x.to_string())
+        };
         let kind: String = r.get(3).map_err(e)?;
         let state: String = r.get(13).map_err(e)?;
         Ok(ApprovalRecord {
             id: r.get(0).map_err(e)?,
             digest: r.get(1).map_err(e)?,
             requester: r.get(2).map_err(e)?,
-            requester_kind: kind.parse().map_err(|x: airlock_core::ParseKindError| x.to_string())?,
+            requester_kind: kind
+                .parse()
+                .map_err(|x: airlock_core::ParseKindError| x.to_string())?,
             owner: r.get(4).map_err(e)?,
             token_id: r.get(5).map_err(e)?,
             action: r.get(6).map_err(e)?,
@@ -408,9 +412,17 @@ fn approval_from(r: &Row<'_>) -> rusqlite::Result<Result<ApprovalRecord, String>
             expires_at: ts(r.get(12).map_err(e)?)?,
             state: state.parse()?,
             approvals_needed: r.get(14).map_err(e)?,
-            decided_at: r.get::<_, Option<i64>>(15).map_err(e)?.map(ts).transpose()?,
+            decided_at: r
+                .get::<_, Option<i64>>(15)
+                .map_err(e)?
+                .map(ts)
+                .transpose()?,
             decision_reason: r.get(16).map_err(e)?,
-            consumed_at: r.get::<_, Option<i64>>(17).map_err(e)?.map(ts).transpose()?,
+            consumed_at: r
+                .get::<_, Option<i64>>(17)
+                .map_err(e)?
+                .map(ts)
+                .transpose()?,
             approvers: Vec::new(),
         })
     };
@@ -419,12 +431,20 @@ fn approval_from(r: &Row<'_>) -> rusqlite::Result<Result<ApprovalRecord, String>
 
 fn load_approval(conn: &Connection, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
     let rec = conn
-        .query_row(&format!("SELECT {APPROVAL_COLS} FROM approvals WHERE id = ?1"), [id], approval_from)
+        .query_row(
+            &format!("SELECT {APPROVAL_COLS} FROM approvals WHERE id = ?1"),
+            [id],
+            approval_from,
+        )
         .optional()?;
     let Some(rec) = rec else { return Ok(None) };
     let mut rec = rec.map_err(StoreError::Corrupt)?;
-    let mut stmt = conn.prepare("SELECT approver FROM approval_votes WHERE approval_id = ?1 AND approve = 1 ORDER BY at")?;
-    rec.approvers = stmt.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT approver FROM approval_votes WHERE approval_id = ?1 AND approve = 1 ORDER BY at",
+    )?;
+    rec.approvers = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     Ok(Some(rec))
 }
 
@@ -872,8 +892,11 @@ impl Store for SqliteStore {
         .collect()
     }
 
-
-    fn request_approval(&self, a: &ApprovalRecord, audit: AuditEvent) -> Result<(ApprovalRecord, bool), StoreError> {
+    fn request_approval(
+        &self,
+        a: &ApprovalRecord,
+        audit: AuditEvent,
+    ) -> Result<(ApprovalRecord, bool), StoreError> {
         self.write(|tx| {
             // The same operation by the same principal, still waiting or granted and unused:
             // answer with that request instead of queueing a duplicate.
@@ -910,7 +933,9 @@ impl Store for SqliteStore {
     fn approvals(&self, state: Option<ApprovalState>) -> Result<Vec<ApprovalRecord>, StoreError> {
         let conn = self.lock();
         let ids: Vec<String> = {
-            let mut stmt = conn.prepare("SELECT id FROM approvals WHERE ?1 IS NULL OR state = ?1 ORDER BY created_at DESC")?;
+            let mut stmt = conn.prepare(
+                "SELECT id FROM approvals WHERE ?1 IS NULL OR state = ?1 ORDER BY created_at DESC",
+            )?;
             let rows = stmt.query_map([state.map(|s| s.as_str())], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -923,7 +948,12 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn granted_approval(&self, digest: &str, requester: &str, now: OffsetDateTime) -> Result<Option<ApprovalRecord>, StoreError> {
+    fn granted_approval(
+        &self,
+        digest: &str,
+        requester: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
         let conn = self.lock();
         let id: Option<String> = conn
             .query_row(
@@ -939,7 +969,12 @@ impl Store for SqliteStore {
         }
     }
 
-    fn consume_approval(&self, id: &str, now: OffsetDateTime, audit: AuditEvent) -> Result<bool, StoreError> {
+    fn consume_approval(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
         self.write(|tx| {
             // One execution: only the first consumer flips approved -> consumed.
             let n = tx.execute(

@@ -98,6 +98,7 @@ pub fn run(config: &Path, cmd: PolicyCmd, out: &Output) -> anyhow::Result<ExitCo
                 std::sync::Arc::new(Ctx::load(config)?.authority),
                 audit,
                 std::sync::Arc::new(airlock_core::SystemClock),
+                std::sync::Arc::new(airlock_store::SqliteStore::in_memory()?),
             );
             let v = decider.decide_operations(
                 &rt,
@@ -107,9 +108,12 @@ pub fn run(config: &Path, cmd: PolicyCmd, out: &Output) -> anyhow::Result<ExitCo
                     token: Some(&token),
                     classification: &classification,
                     details: Default::default(),
+                    fingerprint: String::new(),
+                    summary: String::new(),
                 },
                 &claims,
                 auth.now().unix_timestamp(),
+                airlock_policy::Approval::None,
             );
             if out.json() {
                 out.value(&serde_json::json!({
