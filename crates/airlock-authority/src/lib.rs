@@ -9,8 +9,11 @@
 //!
 //! Every change and every refusal is written to the audit chain in the same transaction.
 
+mod approvals;
 mod error;
 mod verify;
+
+pub use approvals::ApprovalError;
 
 pub use error::{IdentityError, IssueError, RevokeError, SecretError, VerifyError};
 pub use verify::Claims;
@@ -131,7 +134,7 @@ impl std::fmt::Debug for Authority {
     }
 }
 
-fn event(actor: &Actor, now: OffsetDateTime, action: &str) -> AuditEvent {
+pub(crate) fn event(actor: &Actor, now: OffsetDateTime, action: &str) -> AuditEvent {
     AuditEvent {
         time: now,
         actor: actor.clone(),
@@ -185,7 +188,7 @@ impl Authority {
     }
 
     /// Records a refusal; if even that fails the refusal still stands, and the log says so.
-    fn audit_refusal(&self, mut e: AuditEvent, reason: &str) {
+    pub(crate) fn audit_refusal(&self, mut e: AuditEvent, reason: &str) {
         e.decision = Outcome::Deny;
         e.reason = reason.to_string();
         if let Err(err) = self.store.append_audit(e) {

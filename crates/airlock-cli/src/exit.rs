@@ -111,6 +111,15 @@ fn classify(e: &anyhow::Error) -> (u8, &'static str) {
             RevokeError::Store(s) => store_code(s),
         };
     }
+    if let Some(e) = e.downcast_ref::<airlock_authority::ApprovalError>() {
+        use airlock_authority::ApprovalError as A;
+        return match e {
+            A::NotFound(_) | A::UnknownIdentity(_) => (NOT_FOUND, "not_found"),
+            A::Store(s) => store_code(s),
+            A::Seal(_) | A::Random => (ENVIRONMENT, "master_key"),
+            _ => (INVALID, "refused"),
+        };
+    }
     if let Some(e) = e.downcast_ref::<SecretError>() {
         return match e {
             SecretError::NotFound { .. } => (NOT_FOUND, "not_found"),

@@ -118,6 +118,55 @@ impl Decider {
         }
     }
 
+    /// The store holding approvals.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Audits a refused admin API call (an agent or service knocking).
+    pub async fn audit_admin_refusal(&self, claims: &Claims, what: &str, reason: &str) {
+        let event = AuditEvent {
+            time: self.clock.now(),
+            actor: claims.actor(),
+            action: "admin.request".into(),
+            resource: Some(what.to_string()),
+            environment: None,
+            decision: Outcome::Deny,
+            reason: reason.to_string(),
+            details: BTreeMap::from([("code".to_string(), "agents_never_administer_airlock".to_string())]),
+        };
+        if let Err(e) = self.audit.append_durable(event).await {
+            tracing::error!(error = %e, "could not audit a refused admin request");
+        }
+    }
+
+    /// Marks approval requests past their expiry as expired and audits each.
+    pub async fn sweep_expired(&self) {
+        let store = Arc::clone(&self.store);
+        let now = self.clock.now();
+        let Ok(Ok(expired)) = tokio::task::spawn_blocking(move || store.expire_approvals(now)).await else {
+            return;
+        };
+        for a in expired {
+            let event = AuditEvent {
+                time: now,
+                actor: Actor {
+                    id: a.requester.clone(),
+                    kind: a.requester_kind,
+                    owner: a.owner.clone(),
+                    token_id: Some(a.token_id.clone()),
+                },
+                action: "approval.expired".into(),
+                resource: Some(a.resource.clone()),
+                environment: Some(a.environment.clone()),
+                decision: Outcome::Deny,
+                reason: format!("approval {} for {} expired undecided or unused", a.id, a.operation),
+                details: BTreeMap::from([("approval".to_string(), a.id.clone())]),
+            };
+            self.audit.append(event).await;
+        }
+    }
+
     /// The authority, for doors that need it.
     pub fn authority(&self) -> &Arc<Authority> {
         &self.authority

@@ -68,6 +68,9 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// How long an upstream may take to answer.
     pub upstream_timeout: Duration,
+    /// The master key, for opening humans' TOTP secrets when they approve (None: approvals
+    /// cannot be decided on this gateway).
+    pub master_key: Option<Arc<airlock_seal::MasterKey>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -168,6 +171,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
         decider: Decider::new(Arc::clone(&authority), audit, clock, approval_store),
         metrics: metrics::Metrics::default(),
         upstream_timeout,
+        master_key: airlock_seal::MasterKey::load(&config.key_path()).ok().map(Arc::new),
     });
     let (stop, stop_rx) = watch::channel(false);
     let sem = Arc::new(Semaphore::new(max_conn));
@@ -187,6 +191,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
         Arc::clone(&shared),
         stop_rx.clone(),
     )));
+    tasks.push(tokio::spawn(sweep_loop(Arc::clone(&shared), stop_rx.clone())));
     tasks.push(tokio::spawn(reload_loop(
         config_path.to_path_buf(),
         Arc::clone(&shared),
@@ -278,6 +283,15 @@ async fn accept_loop(
         .is_err()
     {
         tracing::warn!("shutdown grace period ended with requests still in flight");
+    }
+}
+
+async fn sweep_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => shared.decider.sweep_expired().await,
+        }
     }
 }
 

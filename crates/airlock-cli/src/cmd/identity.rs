@@ -36,6 +36,14 @@ pub enum IdentityCmd {
         /// Restrict to an environment (repeat for several); default: any configured.
         #[arg(long = "env")]
         environments: Vec<EnvName>,
+        /// Enrol a TOTP second factor (humans): prints the otpauth:// URI and a QR code once.
+        #[arg(long)]
+        totp: bool,
+    },
+    /// Enrol (or replace) a human's TOTP second factor; prints the otpauth:// URI and a QR code.
+    Totp {
+        /// The human.
+        name: Name,
     },
     /// List identities.
     List,
@@ -73,7 +81,12 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
             review_by,
             agent_accessible,
             environments,
+            totp,
         } => {
+            if totp && kind != IdentityKind::Human {
+                return Err(fail(crate::exit::INVALID, "refused: `--totp` is for human identities; only humans approve"));
+            }
+            let key = if totp { Some(ctx.master_key()?) } else { None };
             let i = auth.add_identity(
                 &actor,
                 NewIdentity {
@@ -96,6 +109,13 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
                     _ => println!("added {} `{}`", i.kind, i.name),
                 }
             }
+            if let Some(key) = key {
+                enrol(auth, &actor, &key, &i.name, out)?;
+            }
+        }
+        IdentityCmd::Totp { name } => {
+            let key = ctx.master_key()?;
+            enrol(auth, &actor, &key, &name, out)?;
         }
         IdentityCmd::List => {
             let all = auth.store().identities()?;
@@ -205,4 +225,24 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn enrol(
+    auth: &airlock_authority::Authority,
+    actor: &Actor,
+    key: &airlock_seal::MasterKey,
+    name: &Name,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let secret = auth.enroll_totp(actor, key, name)?;
+    let uri = secret.otpauth_uri("Airlock", name.as_str());
+    if out.json() {
+        out.value(&serde_json::json!({ "identity": name, "otpauth_uri": uri.expose() }))?;
+    } else {
+        let qr = airlock_approval::totp::qr_terminal(uri.expose()).unwrap_or_default();
+        println!("TOTP second factor for `{name}` (shown once; scan it into an authenticator app):");
+        println!("{}", uri.expose());
+        println!("{qr}");
+    }
+    Ok(())
 }

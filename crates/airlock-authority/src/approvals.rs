@@ -1,0 +1,183 @@
+//! Human approvals: TOTP enrolment and the approve/deny votes only a human with a second factor
+//! can cast. An agent that found a human's Airlock token still lacks the factor.
+
+use crate::{event, Authority, Claims};
+use airlock_approval::totp::{TotpError, TotpSecret};
+use airlock_audit::Actor;
+use airlock_core::{IdentityKind, Name, Outcome};
+use airlock_seal::MasterKey;
+use airlock_store::{ApprovalRecord, StoreError, TotpRecord};
+
+/// Why an approval vote or a TOTP enrolment was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// Only humans approve.
+    #[error("refused: only a human can approve or deny; `{identity}` is {}", kind.with_article())]
+    NotHuman {
+        /// Who tried.
+        identity: Name,
+        /// Its kind.
+        kind: IdentityKind,
+    },
+    /// The human has no second factor enrolled.
+    #[error("refused: `{0}` has no TOTP second factor; enrol with `airlock identity totp {0}`")]
+    NoTotp(Name),
+    /// The code was wrong, malformed or already used.
+    #[error("refused: {0}")]
+    Totp(#[from] TotpError),
+    /// The code's time step was already used (checked atomically in the store).
+    #[error("refused: that TOTP code was already used; wait for the next code")]
+    Replayed,
+    /// No such approval.
+    #[error("approval `{0}` not found; list them with `airlock approvals list`")]
+    NotFound(String),
+    /// The requester may not approve its own request.
+    #[error("refused: `{0}` asked for this operation and cannot approve it; another human must")]
+    Requester(Name),
+    /// The store refused (not pending, expired, already voted).
+    #[error("refused: {0}")]
+    State(String),
+    /// TOTP enrolment is for humans.
+    #[error("refused: `{0}` is not a human; only humans enrol a second factor")]
+    EnrolNotHuman(Name),
+    /// No such identity.
+    #[error("identity `{0}` not found")]
+    UnknownIdentity(Name),
+    /// The sealed TOTP secret does not open.
+    #[error(transparent)]
+    Seal(#[from] airlock_seal::SealError),
+    /// Randomness failed.
+    #[error("the operating system's random number generator failed")]
+    Random,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn totp_context(name: &str) -> Vec<u8> {
+    airlock_seal::context(&format!("totp/{name}"), "totp")
+}
+
+impl Authority {
+    /// Enrols (or replaces) a human's TOTP second factor; the secret is sealed with the master key
+    /// and returned once so the caller can show the `otpauth://` URI.
+    pub fn enroll_totp(&self, actor: &Actor, key: &MasterKey, name: &Name) -> Result<TotpSecret, ApprovalError> {
+        let identity = self
+            .store
+            .identity(name)?
+            .ok_or_else(|| ApprovalError::UnknownIdentity(name.clone()))?;
+        if identity.kind != IdentityKind::Human {
+            return Err(ApprovalError::EnrolNotHuman(name.clone()));
+        }
+        let secret = TotpSecret::generate().map_err(|_| ApprovalError::Random)?;
+        let sealed = key.seal(&totp_context(name.as_str()), secret.expose_bytes())?;
+        let now = self.clock.now();
+        let mut ev = event(actor, now, "identity.totp_enrol");
+        ev.resource = Some(name.to_string());
+        ev.reason = format!("TOTP second factor enrolled for `{name}`");
+        self.store.put_totp(
+            &TotpRecord {
+                identity: name.to_string(),
+                key_id: key.id(),
+                nonce: sealed.nonce.to_vec(),
+                ciphertext: sealed.ciphertext,
+                last_step: None,
+                created_at: now,
+            },
+            ev,
+        )?;
+        Ok(secret)
+    }
+
+    /// Whether a human has a second factor enrolled.
+    pub fn has_totp(&self, name: &Name) -> Result<bool, ApprovalError> {
+        Ok(self.store.totp(name.as_str())?.is_some())
+    }
+
+    fn check_totp(&self, key: &MasterKey, name: &Name, code: &str) -> Result<(), ApprovalError> {
+        let rec = self.store.totp(name.as_str())?.ok_or_else(|| ApprovalError::NoTotp(name.clone()))?;
+        let nonce: [u8; 24] = rec
+            .nonce
+            .as_slice()
+            .try_into()
+            .map_err(|_| ApprovalError::Seal(airlock_seal::SealError::Open))?;
+        let bytes = key.open(
+            &totp_context(name.as_str()),
+            &airlock_seal::Sealed {
+                nonce,
+                ciphertext: rec.ciphertext,
+            },
+        )?;
+        let secret = TotpSecret::from_bytes(bytes.expose()).map_err(|_| ApprovalError::Seal(airlock_seal::SealError::Open))?;
+        let step = secret.verify(code.trim(), self.clock.now().unix_timestamp(), rec.last_step)?;
+        // The store accepts each step once, atomically: two racing uses of one code cannot both pass.
+        if !self.store.use_totp_step(name.as_str(), step)? {
+            return Err(ApprovalError::Replayed);
+        }
+        Ok(())
+    }
+
+    /// A human's approve (or deny) vote on a pending request, with their TOTP code. Every
+    /// refusal is audited with the caller's identity and kind.
+    pub fn vote(
+        &self,
+        approver: &Claims,
+        key: &MasterKey,
+        id: &str,
+        code: &str,
+        approve: bool,
+        reason: &str,
+    ) -> Result<ApprovalRecord, ApprovalError> {
+        let now = self.clock.now();
+        let verb = if approve { "approve" } else { "deny" };
+        let mut ev = event(&approver.actor(), now, &format!("approval.{verb}"));
+        ev.resource = Some(id.to_string());
+        ev.details.insert("approval".into(), id.to_string());
+        ev.details.insert("factor".into(), "totp".into());
+        let result = (|| {
+            if approver.kind != IdentityKind::Human {
+                return Err(ApprovalError::NotHuman {
+                    identity: approver.identity.clone(),
+                    kind: approver.kind,
+                });
+            }
+            let rec = self.store.approval(id)?.ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+            if rec.requester == approver.identity.as_str() {
+                return Err(ApprovalError::Requester(approver.identity.clone()));
+            }
+            self.check_totp(key, &approver.identity, code)?;
+            Ok(rec)
+        })();
+        let rec = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.audit_refusal(ev, &e.to_string());
+                return Err(e);
+            }
+        };
+        ev.environment = Some(rec.environment.clone());
+        ev.decision = if approve { Outcome::Allow } else { Outcome::Deny };
+        ev.reason = format!(
+            "{} {verb}d {} ({} by `{}`: {}){}",
+            approver.identity,
+            rec.id,
+            rec.operation,
+            rec.requester,
+            rec.resource,
+            if reason.is_empty() { String::new() } else { format!(": {reason}") }
+        );
+        let refusal = ev.clone();
+        match self
+            .store
+            .vote_approval(id, approver.identity.as_str(), "totp", approve, reason, now, ev)
+        {
+            Ok(r) => Ok(r),
+            Err(StoreError::Refused(why)) => {
+                let e = ApprovalError::State(why);
+                self.audit_refusal(refusal, &e.to_string());
+                Err(e)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
