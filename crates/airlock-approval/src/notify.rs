@@ -807,6 +807,35 @@ mod tests {
         assert!(shown.contains("https://hooks.example.com/airlock"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn verify_signature_never_panics(header in ".{0,120}", body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), now in proptest::prelude::any::<i64>()) {
+            let _ = verify_signature(b"k", &header, &body, now);
+        }
+
+        #[test]
+        fn a_signature_verifies_only_its_own_body(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256), t in -4_000_000_000i64..4_000_000_000, flip in proptest::prelude::any::<proptest::sample::Index>()) {
+            let h = signature_header(b"key", t, &body);
+            proptest::prop_assert_eq!(verify_signature(b"key", &h, &body, t), Ok(t));
+            if !body.is_empty() {
+                let mut other = body.clone();
+                let i = flip.index(other.len());
+                other[i] ^= 1;
+                proptest::prop_assert_eq!(verify_signature(b"key", &h, &other, t), Err(SignatureError::Mismatch));
+            }
+        }
+
+        #[test]
+        fn slack_payload_never_panics_and_stays_within_limits(s in ".{0,300}", n in 0usize..3000) {
+            let mut notice = notice();
+            notice.reason = s.repeat(n / 300 + 1);
+            notice.operation = s.clone();
+            notice.console_url = s;
+            let v = slack_payload(&notice);
+            proptest::prop_assert!(v["blocks"][0]["text"]["text"].as_str().unwrap_or("").chars().count() <= SLACK_HEADER_MAX);
+        }
+    }
+
     #[test]
     fn backoff_doubles_and_is_capped() {
         let p = DeliveryPolicy {
