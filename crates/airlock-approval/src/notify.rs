@@ -93,7 +93,7 @@ pub fn slack_payload(n: &ApprovalNotice) -> Value {
         let value = if value.trim().is_empty() {
             "_none given_".to_string()
         } else {
-            slack_escape(&clip(value, SLACK_FIELD_MAX))
+            slack_text(value, SLACK_FIELD_MAX)
         };
         json!({ "type": "mrkdwn", "text": format!("*{label}*\n{value}") })
     };
@@ -142,14 +142,14 @@ pub fn slack_payload(n: &ApprovalNotice) -> Value {
         "type": "context",
         "elements": [{
             "type": "mrkdwn",
-            "text": slack_escape(&clip(&format!("Approval {} · token {}", n.approval_id, n.token_id), SLACK_FIELD_MAX)),
+            "text": slack_text(&format!("Approval {} · token {}", n.approval_id, n.token_id), SLACK_FIELD_MAX),
         }],
     }));
     let text = format!(
         "Airlock approval needed: {} by {} on {} ({}), expires {}. {}",
         n.operation, requester, n.resource, n.environment, n.expires_at, n.console_url
     );
-    json!({ "text": slack_escape(&clip(&text, SLACK_FIELD_MAX)), "blocks": blocks })
+    json!({ "text": slack_text(&text, SLACK_FIELD_MAX), "blocks": blocks })
 }
 
 /// The generic webhook body: `{"type": "airlock.approval.requested", "approval": {...}}`.
@@ -243,7 +243,8 @@ pub fn verify_signature(
         return Err(SignatureError::Mismatch);
     }
     let age = now.saturating_sub(t);
-    if age.abs() > SIGNATURE_TOLERANCE_SECS {
+    // unsigned_abs: `abs` would overflow on i64::MIN
+    if age.unsigned_abs() > SIGNATURE_TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::Stale { age });
     }
     Ok(t)
@@ -628,11 +629,38 @@ fn printable(bytes: &[u8]) -> String {
         .to_string()
 }
 
-/// Escapes the three characters Slack mrkdwn treats as control characters.
-fn slack_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// Escapes the three characters Slack mrkdwn treats as control characters (`&`, `<`, `>`) and
+/// clips the result to `max` characters, never inside an escape, with `…` marking a cut.
+fn slack_text(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut len = 0;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let piece = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            _ => "",
+        };
+        let piece_len = if piece.is_empty() { 1 } else { piece.len() };
+        // keep one character of room for the ellipsis unless this is the last piece
+        let room = if chars.peek().is_some() {
+            max.saturating_sub(1)
+        } else {
+            max
+        };
+        if len + piece_len > room {
+            out.push('…');
+            return out;
+        }
+        if piece.is_empty() {
+            out.push(c);
+        } else {
+            out.push_str(piece);
+        }
+        len += piece_len;
+    }
+    out
 }
 
 /// At most `max` characters of `s`, with `…` marking a cut.
@@ -826,13 +854,34 @@ mod tests {
         }
 
         #[test]
-        fn slack_payload_never_panics_and_stays_within_limits(s in ".{0,300}", n in 0usize..3000) {
+        fn slack_payload_never_panics_and_stays_within_limits(s in "[<>&a-z ]{0,300}", n in 0usize..30) {
             let mut notice = notice();
-            notice.reason = s.repeat(n / 300 + 1);
+            notice.reason = s.repeat(n);
             notice.operation = s.clone();
+            notice.resource = s.repeat(n * 2);
             notice.console_url = s;
             let v = slack_payload(&notice);
             proptest::prop_assert!(v["blocks"][0]["text"]["text"].as_str().unwrap_or("").chars().count() <= SLACK_HEADER_MAX);
+            proptest::prop_assert!(v["text"].as_str().unwrap_or("").chars().count() <= 2000);
+            for f in v["blocks"][1]["fields"].as_array().into_iter().flatten() {
+                let text = f["text"].as_str().unwrap_or("");
+                proptest::prop_assert!(text.chars().count() <= 2000);
+                // never a cut escape: every & starts a whole entity
+                for (i, _) in text.match_indices('&') {
+                    let rest = &text[i..];
+                    proptest::prop_assert!(rest.starts_with("&amp;") || rest.starts_with("&lt;") || rest.starts_with("&gt;"));
+                }
+            }
+        }
+
+        #[test]
+        fn slack_text_escapes_and_clips(s in ".{0,40}", max in 1usize..30) {
+            let out = slack_text(&s, max);
+            proptest::prop_assert!(out.chars().count() <= max);
+            proptest::prop_assert!(!out.contains('<') && !out.contains('>'));
+            if out.chars().count() < max && !out.ends_with('…') {
+                proptest::prop_assert_eq!(out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"), s);
+            }
         }
     }
 
