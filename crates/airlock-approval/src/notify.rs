@@ -431,7 +431,31 @@ impl Notifier {
     pub fn new(policy: DeliveryPolicy) -> Result<Self, NotifierError> {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| NotifierError::Tls(e.to_string()))?
+            .map_err(|e| NotifierError::Tls(e.to_string()))?;
+        Ok(Self::from_connector(connector, policy))
+    }
+
+    /// A notifier trusting only `roots` for HTTPS, for receivers behind a private CA.
+    pub fn with_roots(
+        policy: DeliveryPolicy,
+        roots: rustls::RootCertStore,
+    ) -> Result<Self, NotifierError> {
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NotifierError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+        Ok(Self::from_connector(connector, policy))
+    }
+
+    fn from_connector(
+        connector: hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>,
+        policy: DeliveryPolicy,
+    ) -> Self {
+        let connector = connector
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -439,7 +463,7 @@ impl Notifier {
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Ok(Notifier { client, policy })
+        Notifier { client, policy }
     }
 
     /// The delivery policy in use.
