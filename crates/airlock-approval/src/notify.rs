@@ -93,7 +93,7 @@ pub fn slack_payload(n: &ApprovalNotice) -> Value {
         let value = if value.trim().is_empty() {
             "_none given_".to_string()
         } else {
-            slack_escape(&clip(value, SLACK_FIELD_MAX))
+            slack_text(value, SLACK_FIELD_MAX)
         };
         json!({ "type": "mrkdwn", "text": format!("*{label}*\n{value}") })
     };
@@ -142,14 +142,14 @@ pub fn slack_payload(n: &ApprovalNotice) -> Value {
         "type": "context",
         "elements": [{
             "type": "mrkdwn",
-            "text": slack_escape(&clip(&format!("Approval {} · token {}", n.approval_id, n.token_id), SLACK_FIELD_MAX)),
+            "text": slack_text(&format!("Approval {} · token {}", n.approval_id, n.token_id), SLACK_FIELD_MAX),
         }],
     }));
     let text = format!(
         "Airlock approval needed: {} by {} on {} ({}), expires {}. {}",
         n.operation, requester, n.resource, n.environment, n.expires_at, n.console_url
     );
-    json!({ "text": slack_escape(&clip(&text, SLACK_FIELD_MAX)), "blocks": blocks })
+    json!({ "text": slack_text(&text, SLACK_FIELD_MAX), "blocks": blocks })
 }
 
 /// The generic webhook body: `{"type": "airlock.approval.requested", "approval": {...}}`.
@@ -243,7 +243,8 @@ pub fn verify_signature(
         return Err(SignatureError::Mismatch);
     }
     let age = now.saturating_sub(t);
-    if age.abs() > SIGNATURE_TOLERANCE_SECS {
+    // unsigned_abs: `abs` would overflow on i64::MIN
+    if age.unsigned_abs() > SIGNATURE_TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::Stale { age });
     }
     Ok(t)
@@ -430,7 +431,31 @@ impl Notifier {
     pub fn new(policy: DeliveryPolicy) -> Result<Self, NotifierError> {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| NotifierError::Tls(e.to_string()))?
+            .map_err(|e| NotifierError::Tls(e.to_string()))?;
+        Ok(Self::from_connector(connector, policy))
+    }
+
+    /// A notifier trusting only `roots` for HTTPS, for receivers behind a private CA.
+    pub fn with_roots(
+        policy: DeliveryPolicy,
+        roots: rustls::RootCertStore,
+    ) -> Result<Self, NotifierError> {
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NotifierError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+        Ok(Self::from_connector(connector, policy))
+    }
+
+    fn from_connector(
+        connector: hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>,
+        policy: DeliveryPolicy,
+    ) -> Self {
+        let connector = connector
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -438,7 +463,7 @@ impl Notifier {
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Ok(Notifier { client, policy })
+        Notifier { client, policy }
     }
 
     /// The delivery policy in use.
@@ -628,11 +653,38 @@ fn printable(bytes: &[u8]) -> String {
         .to_string()
 }
 
-/// Escapes the three characters Slack mrkdwn treats as control characters.
-fn slack_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// Escapes the three characters Slack mrkdwn treats as control characters (`&`, `<`, `>`) and
+/// clips the result to `max` characters, never inside an escape, with `…` marking a cut.
+fn slack_text(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut len = 0;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let piece = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            _ => "",
+        };
+        let piece_len = if piece.is_empty() { 1 } else { piece.len() };
+        // keep one character of room for the ellipsis unless this is the last piece
+        let room = if chars.peek().is_some() {
+            max.saturating_sub(1)
+        } else {
+            max
+        };
+        if len + piece_len > room {
+            out.push('…');
+            return out;
+        }
+        if piece.is_empty() {
+            out.push(c);
+        } else {
+            out.push_str(piece);
+        }
+        len += piece_len;
+    }
+    out
 }
 
 /// At most `max` characters of `s`, with `…` marking a cut.
@@ -805,6 +857,56 @@ mod tests {
         }
         assert!(shown.contains("https://hooks.slack.com/[redacted]"));
         assert!(shown.contains("https://hooks.example.com/airlock"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn verify_signature_never_panics(header in ".{0,120}", body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), now in proptest::prelude::any::<i64>()) {
+            let _ = verify_signature(b"k", &header, &body, now);
+        }
+
+        #[test]
+        fn a_signature_verifies_only_its_own_body(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256), t in -4_000_000_000i64..4_000_000_000, flip in proptest::prelude::any::<proptest::sample::Index>()) {
+            let h = signature_header(b"key", t, &body);
+            proptest::prop_assert_eq!(verify_signature(b"key", &h, &body, t), Ok(t));
+            if !body.is_empty() {
+                let mut other = body.clone();
+                let i = flip.index(other.len());
+                other[i] ^= 1;
+                proptest::prop_assert_eq!(verify_signature(b"key", &h, &other, t), Err(SignatureError::Mismatch));
+            }
+        }
+
+        #[test]
+        fn slack_payload_never_panics_and_stays_within_limits(s in "[<>&a-z ]{0,300}", n in 0usize..30) {
+            let mut notice = notice();
+            notice.reason = s.repeat(n);
+            notice.operation = s.clone();
+            notice.resource = s.repeat(n * 2);
+            notice.console_url = s;
+            let v = slack_payload(&notice);
+            proptest::prop_assert!(v["blocks"][0]["text"]["text"].as_str().unwrap_or("").chars().count() <= SLACK_HEADER_MAX);
+            proptest::prop_assert!(v["text"].as_str().unwrap_or("").chars().count() <= 2000);
+            for f in v["blocks"][1]["fields"].as_array().into_iter().flatten() {
+                let text = f["text"].as_str().unwrap_or("");
+                proptest::prop_assert!(text.chars().count() <= 2000);
+                // never a cut escape: every & starts a whole entity
+                for (i, _) in text.match_indices('&') {
+                    let rest = &text[i..];
+                    proptest::prop_assert!(rest.starts_with("&amp;") || rest.starts_with("&lt;") || rest.starts_with("&gt;"));
+                }
+            }
+        }
+
+        #[test]
+        fn slack_text_escapes_and_clips(s in ".{0,40}", max in 1usize..30) {
+            let out = slack_text(&s, max);
+            proptest::prop_assert!(out.chars().count() <= max);
+            proptest::prop_assert!(!out.contains('<') && !out.contains('>'));
+            if out.chars().count() < max && !out.ends_with('…') {
+                proptest::prop_assert_eq!(out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"), s);
+            }
+        }
     }
 
     #[test]

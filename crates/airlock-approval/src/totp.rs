@@ -439,6 +439,11 @@ mod tests {
         }
 
         #[test]
+        fn from_base32_never_panics(text in ".{0,80}") {
+            let _ = TotpSecret::from_base32(&text);
+        }
+
+        #[test]
         fn verify_never_panics_on_digit_strings(code in "[0-9]{6}", t in any::<i64>(), last in proptest::option::of(any::<u64>())) {
             let _ = rfc_secret().verify(&code, t, last);
         }
