@@ -61,7 +61,12 @@ fn totp_context(name: &str) -> Vec<u8> {
 impl Authority {
     /// Enrols (or replaces) a human's TOTP second factor; the secret is sealed with the master key
     /// and returned once so the caller can show the `otpauth://` URI.
-    pub fn enroll_totp(&self, actor: &Actor, key: &MasterKey, name: &Name) -> Result<TotpSecret, ApprovalError> {
+    pub fn enroll_totp(
+        &self,
+        actor: &Actor,
+        key: &MasterKey,
+        name: &Name,
+    ) -> Result<TotpSecret, ApprovalError> {
         let identity = self
             .store
             .identity(name)?
@@ -95,7 +100,10 @@ impl Authority {
     }
 
     fn check_totp(&self, key: &MasterKey, name: &Name, code: &str) -> Result<(), ApprovalError> {
-        let rec = self.store.totp(name.as_str())?.ok_or_else(|| ApprovalError::NoTotp(name.clone()))?;
+        let rec = self
+            .store
+            .totp(name.as_str())?
+            .ok_or_else(|| ApprovalError::NoTotp(name.clone()))?;
         let nonce: [u8; 24] = rec
             .nonce
             .as_slice()
@@ -108,8 +116,13 @@ impl Authority {
                 ciphertext: rec.ciphertext,
             },
         )?;
-        let secret = TotpSecret::from_bytes(bytes.expose()).map_err(|_| ApprovalError::Seal(airlock_seal::SealError::Open))?;
-        let step = secret.verify(code.trim(), self.clock.now().unix_timestamp(), rec.last_step)?;
+        let secret = TotpSecret::from_bytes(bytes.expose())
+            .map_err(|_| ApprovalError::Seal(airlock_seal::SealError::Open))?;
+        let step = secret.verify(
+            code.trim(),
+            self.clock.now().unix_timestamp(),
+            rec.last_step,
+        )?;
         // The store accepts each step once, atomically: two racing uses of one code cannot both pass.
         if !self.store.use_totp_step(name.as_str(), step)? {
             return Err(ApprovalError::Replayed);
@@ -141,7 +154,10 @@ impl Authority {
                     kind: approver.kind,
                 });
             }
-            let rec = self.store.approval(id)?.ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+            let rec = self
+                .store
+                .approval(id)?
+                .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
             if rec.requester == approver.identity.as_str() {
                 return Err(ApprovalError::Requester(approver.identity.clone()));
             }
@@ -156,7 +172,11 @@ impl Authority {
             }
         };
         ev.environment = Some(rec.environment.clone());
-        ev.decision = if approve { Outcome::Allow } else { Outcome::Deny };
+        ev.decision = if approve {
+            Outcome::Allow
+        } else {
+            Outcome::Deny
+        };
         ev.reason = format!(
             "{} {verb}d {} ({} by `{}`: {}){}",
             approver.identity,
@@ -164,13 +184,22 @@ impl Authority {
             rec.operation,
             rec.requester,
             rec.resource,
-            if reason.is_empty() { String::new() } else { format!(": {reason}") }
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
         );
         let refusal = ev.clone();
-        match self
-            .store
-            .vote_approval(id, approver.identity.as_str(), "totp", approve, reason, now, ev)
-        {
+        match self.store.vote_approval(
+            id,
+            approver.identity.as_str(),
+            "totp",
+            approve,
+            reason,
+            now,
+            ev,
+        ) {
             Ok(r) => Ok(r),
             Err(StoreError::Refused(why)) => {
                 let e = ApprovalError::State(why);

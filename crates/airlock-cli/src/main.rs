@@ -55,6 +55,9 @@ enum Command {
     /// Declare which environment resources of a shared API belong to.
     #[command(subcommand)]
     Resource(cmd::resource::ResourceCmd),
+    /// List, show, approve and deny operations waiting for a human (through the gateway's admin API).
+    #[command(subcommand)]
+    Approvals(cmd::approvals::ApprovalsCmd),
     /// Replay the incident against a fake cloud API on loopback, narrated step by step.
     Demo(cmd::demo::DemoArgs),
     /// Check policy files, show the schema, explain a decision.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Resource(c) => cmd::resource::run(&cli.config, c, &out),
         Command::Policy(c) => cmd::policy::run(&cli.config, c, &out),
         Command::Demo(a) => cmd::demo::run(a, &out),
+        Command::Approvals(c) => cmd::approvals::run(&cli.config, c, &out),
     };
     match result {
         Ok(code) => code,

@@ -691,3 +691,282 @@ async fn shutdown_drains_a_request_in_flight() {
         audit.stdout
     );
 }
+
+/// Enrols TOTP for a human through the CLI and returns the secret the authenticator app would hold.
+fn enrol(h: &Home, name: &str) -> airlock_approval::totp::TotpSecret {
+    let r = h.run(&["identity", "totp", name, "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let uri = v["otpauth_uri"].as_str().unwrap();
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    airlock_approval::totp::TotpSecret::from_base32(secret).unwrap()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn approvals(h: &Home, admin: SocketAddr, token: &str, args: &[&str]) -> airlock_testkit::Run {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("approvals")
+        .args(args)
+        .current_dir(h.path())
+        .env("AIRLOCK_CONFIG", h.path().join("airlock.toml"))
+        .env("AIRLOCK_TOKEN", token)
+        .env("AIRLOCK_ADMIN_URL", format!("http://{admin}"));
+    let out = cmd.output().unwrap();
+    airlock_testkit::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    h.run(&["identity", "add", "bob", "--kind", "human"]).ok();
+    h.run(&[
+        "identity",
+        "add",
+        "ci",
+        "--kind",
+        "service",
+        "--owner",
+        "bob",
+        "--purpose",
+        "ci",
+    ])
+    .ok();
+    let alice_totp = enrol(&h, "alice");
+    let bob_totp = enrol(&h, "bob");
+    let bot = token(&h, "prod-bot", "production", "read,write,destructive");
+    let alice = h
+        .run(&[
+            "token",
+            "issue",
+            "--identity",
+            "alice",
+            "--env",
+            "production",
+            "--allow",
+            "read,write,destructive",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let bob = h
+        .run(&[
+            "token",
+            "issue",
+            "--identity",
+            "bob",
+            "--env",
+            "production",
+            "--allow",
+            "read",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let ci = h
+        .run(&[
+            "token",
+            "issue",
+            "--identity",
+            "ci",
+            "--env",
+            "production",
+            "--allow",
+            "read",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let gw = Gateway::start(&h);
+    let vars = serde_json::json!({"id": "vol-prod-bookings"});
+
+    // The agent asks; the request waits for a human; retrying before approval changes nothing.
+    let r = graphql(gw.proxy, "/cloud/graphql", Some(&bot), DELETE, vars.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
+    let apr = r.json()["approval"].as_str().unwrap().to_string();
+    let r = graphql(gw.proxy, "/cloud/graphql", Some(&bot), DELETE, vars.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.json()["approval"].as_str()),
+        (403, Some(apr.as_str()))
+    );
+    assert!(cloud.has("vol-prod-bookings"));
+
+    // Nobody but a human with a valid, unused second factor can decide it.
+    let code = alice_totp.code_at(now());
+    let r = approvals(&h, gw.admin, &bot, &["approve", &apr, "--totp", &code]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("may not use the admin API"),
+        "{}",
+        r.stderr
+    );
+    let r = approvals(&h, gw.admin, &ci, &["approve", &apr, "--totp", &code]);
+    assert_eq!(r.code, 1, "a service may not approve: {}", r.stderr);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = approvals(&h, gw.admin, &alice, &["approve", &apr, "--totp", wrong]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("refused"), "{}", r.stderr);
+    let listed = approvals(&h, gw.admin, &bob, &["list", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(
+        listed.stdout.contains(&apr) && listed.stdout.contains("\"pending\""),
+        "{}",
+        listed.stdout
+    );
+
+    // The owner approves with her code; the same code cannot be used again.
+    let r = approvals(
+        &h,
+        gw.admin,
+        &alice,
+        &[
+            "approve",
+            &apr,
+            "--totp",
+            &code,
+            "--reason",
+            "planned migration",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("approved"), "{}", r.stdout);
+
+    // Another body (same operation, written differently) does not ride on that approval.
+    let other_body = "mutation Delete($id: ID!) {  volumeDelete(volumeId: $id) }";
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&bot),
+        other_body,
+        vars.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
+    let other = r.json()["approval"].as_str().unwrap().to_string();
+    assert_ne!(other, apr);
+    let r = approvals(&h, gw.admin, &alice, &["approve", &other, "--totp", &code]);
+    assert_eq!(r.code, 1, "a replayed code must be refused: {}", r.stdout);
+    assert!(
+        r.stderr.contains("already used") || r.stderr.contains("replay"),
+        "{}",
+        r.stderr
+    );
+    assert!(cloud.has("vol-prod-bookings"));
+
+    // Restart the gateway: the approval survives.
+    let _ = gw.stop();
+    let gw = Gateway::start(&h);
+
+    // The identical request now passes, exactly once.
+    let r = graphql(gw.proxy, "/cloud/graphql", Some(&bot), DELETE, vars.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!cloud.has("vol-prod-bookings"));
+    let r = graphql(gw.proxy, "/cloud/graphql", Some(&bot), DELETE, vars.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json()["error"],
+        "approval_required",
+        "a second execution needs a new approval: {}",
+        r.body
+    );
+    assert_ne!(r.json()["approval"].as_str().unwrap(), apr);
+
+    // A human requester cannot approve their own request; deny is final.
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&alice),
+        DELETE,
+        serde_json::json!({"id": "vol-prod-backups"}),
+    )
+    .await
+    .unwrap();
+    let own = r.json()["approval"].as_str().unwrap().to_string();
+    let code2 = alice_totp.code_at(now() + 30);
+    let r = approvals(&h, gw.admin, &alice, &["approve", &own, "--totp", &code2]);
+    assert!(r.stderr.contains("cannot approve it"), "{}", r.stderr);
+    let r = approvals(
+        &h,
+        gw.admin,
+        &bob,
+        &[
+            "deny",
+            &own,
+            "--totp",
+            &bob_totp.code_at(now()),
+            "--reason",
+            "not today",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&alice),
+        DELETE,
+        serde_json::json!({"id": "vol-prod-backups"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.json()["error"], "approval_denied", "{}", r.body);
+    assert!(cloud.has("vol-prod-backups"));
+    let _ = gw.stop();
+
+    // The whole story is in the audit log, linked by the approval id.
+    let audit = h.run(&["audit", "list", "--json"]).ok();
+    let linked: Vec<serde_json::Value> = audit
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["details"]["approval"] == apr.as_str())
+        .collect();
+    let actions: Vec<&str> = linked
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for want in [
+        "approval.requested",
+        "approval.approve",
+        "approval.executed",
+    ] {
+        assert!(actions.contains(&want), "{want} missing from {actions:?}");
+    }
+    let approved = linked
+        .iter()
+        .find(|r| r["action"] == "approval.approve" && r["decision"] == "allow")
+        .unwrap();
+    assert_eq!(approved["actor"]["id"], "alice");
+    assert_eq!(approved["actor"]["kind"], "human");
+    assert_eq!(approved["details"]["factor"], "totp");
+    assert!(
+        audit.stdout.contains("\"action\":\"admin.request\""),
+        "the agent's attempt on the admin API is audited"
+    );
+    h.run(&["audit", "verify"]).ok();
+}

@@ -30,17 +30,27 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
 }
 
 fn api_error(status: StatusCode, code: &str, message: &str, hint: &str) -> Response<Body> {
-    json(status, serde_json::json!({ "error": code, "message": message, "hint": hint }))
+    json(
+        status,
+        serde_json::json!({ "error": code, "message": message, "hint": hint }),
+    )
 }
 
 /// Authenticates an admin API caller: a valid token of a human. Agents and services are refused
 /// and the refusal audited: agents never administer Airlock.
-async fn human(shared: &Shared, req: &Request<Incoming>, what: &str) -> Result<Arc<airlock_authority::Claims>, Response<Body>> {
+async fn human(
+    shared: &Shared,
+    req: &Request<Incoming>,
+    what: &str,
+) -> Result<Arc<airlock_authority::Claims>, Response<Body>> {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|t| t.trim().to_string());
     let Some(token) = token else {
         return Err(api_error(
@@ -53,17 +63,31 @@ async fn human(shared: &Shared, req: &Request<Incoming>, what: &str) -> Result<A
     let auth = shared.decider.authority();
     let claims = match auth.authenticate(&token, None, auth.now()) {
         Ok(c) => c,
-        Err(e) => return Err(api_error(StatusCode::UNAUTHORIZED, e.code(), &e.to_string(), "use a valid human token")),
+        Err(e) => {
+            return Err(api_error(
+                StatusCode::UNAUTHORIZED,
+                e.code(),
+                &e.to_string(),
+                "use a valid human token",
+            ))
+        }
     };
     if claims.kind != airlock_core::IdentityKind::Human {
         shared
             .decider
-            .audit_admin_refusal(&claims, what, "agents and services never administer Airlock")
+            .audit_admin_refusal(
+                &claims,
+                what,
+                "agents and services never administer Airlock",
+            )
             .await;
         return Err(api_error(
             StatusCode::FORBIDDEN,
             "agents_never_administer_airlock",
-            &format!("{} `{}` may not use the admin API", claims.kind, claims.identity),
+            &format!(
+                "{} `{}` may not use the admin API",
+                claims.kind, claims.identity
+            ),
             "a human must do this with their own token and second factor",
         ));
     }
@@ -89,46 +113,104 @@ async fn approvals_api(shared: Arc<Shared>, req: Request<Incoming>) -> Response<
                 .and_then(|s| s.parse::<airlock_store::ApprovalState>().ok());
             match store.approvals(state) {
                 Ok(list) => json(StatusCode::OK, serde_json::json!({ "approvals": list })),
-                Err(e) => api_error(StatusCode::SERVICE_UNAVAILABLE, "store", &e.to_string(), "retry shortly"),
+                Err(e) => api_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store",
+                    &e.to_string(),
+                    "retry shortly",
+                ),
             }
         }
         ("GET", [id]) => match store.approval(id) {
             Ok(Some(a)) => json(StatusCode::OK, serde_json::json!({ "approval": a })),
-            Ok(None) => api_error(StatusCode::NOT_FOUND, "not_found", &format!("approval `{id}` not found"), "list approvals with GET /api/approvals"),
-            Err(e) => api_error(StatusCode::SERVICE_UNAVAILABLE, "store", &e.to_string(), "retry shortly"),
+            Ok(None) => api_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("approval `{id}` not found"),
+                "list approvals with GET /api/approvals",
+            ),
+            Err(e) => api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store",
+                &e.to_string(),
+                "retry shortly",
+            ),
         },
         ("POST", [id, verb]) if *verb == "approve" || *verb == "deny" => {
             let id = id.to_string();
             let approve = *verb == "approve";
-            let body = match http_body_util::Limited::new(req.into_body(), 16 * 1024).collect().await {
+            let body = match http_body_util::Limited::new(req.into_body(), 16 * 1024)
+                .collect()
+                .await
+            {
                 Ok(b) => b.to_bytes(),
-                Err(_) => return api_error(StatusCode::BAD_REQUEST, "bad_body", "the body could not be read (at most 16 KiB)", "send {\"totp\":\"123456\",\"reason\":\"…\"}"),
+                Err(_) => {
+                    return api_error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_body",
+                        "the body could not be read (at most 16 KiB)",
+                        "send {\"totp\":\"123456\",\"reason\":\"…\"}",
+                    )
+                }
             };
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let code = v["totp"].as_str().unwrap_or("").to_string();
-            let reason = v["reason"].as_str().unwrap_or("").chars().filter(|c| !c.is_control()).take(500).collect::<String>();
+            let reason = v["reason"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(500)
+                .collect::<String>();
             let Some(key) = shared.master_key.clone() else {
-                return api_error(StatusCode::SERVICE_UNAVAILABLE, "master_key", "the gateway has no master key, so second factors cannot be checked", "start the gateway with its key file or AIRLOCK_MASTER_KEY");
+                return api_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "master_key",
+                    "the gateway has no master key, so second factors cannot be checked",
+                    "start the gateway with its key file or AIRLOCK_MASTER_KEY",
+                );
             };
             let auth = Arc::clone(shared.decider.authority());
-            let result = tokio::task::spawn_blocking(move || auth.vote(&claims, &key, &id, &code, approve, &reason)).await;
+            let result = tokio::task::spawn_blocking(move || {
+                auth.vote(&claims, &key, &id, &code, approve, &reason)
+            })
+            .await;
             match result {
                 Ok(Ok(a)) => json(StatusCode::OK, serde_json::json!({ "approval": a })),
                 Ok(Err(e)) => {
                     use airlock_authority::ApprovalError as E;
                     let (status, code) = match &e {
                         E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-                        E::Totp(_) | E::Replayed | E::NoTotp(_) => (StatusCode::FORBIDDEN, "second_factor_refused"),
-                        E::NotHuman { .. } | E::Requester(_) => (StatusCode::FORBIDDEN, "not_an_approver"),
+                        E::Totp(_) | E::Replayed | E::NoTotp(_) => {
+                            (StatusCode::FORBIDDEN, "second_factor_refused")
+                        }
+                        E::NotHuman { .. } | E::Requester(_) => {
+                            (StatusCode::FORBIDDEN, "not_an_approver")
+                        }
                         E::State(_) => (StatusCode::CONFLICT, "not_pending"),
                         _ => (StatusCode::SERVICE_UNAVAILABLE, "internal"),
                     };
-                    api_error(status, code, &e.to_string(), "check the approval id, your code and the request's state")
+                    api_error(
+                        status,
+                        code,
+                        &e.to_string(),
+                        "check the approval id, your code and the request's state",
+                    )
                 }
-                Err(_) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the vote could not be processed", "retry"),
+                Err(_) => api_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the vote could not be processed",
+                    "retry",
+                ),
             }
         }
-        _ => api_error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint", "GET /api/approvals, GET /api/approvals/ID, POST /api/approvals/ID/approve|deny"),
+        _ => api_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such admin endpoint",
+            "GET /api/approvals, GET /api/approvals/ID, POST /api/approvals/ID/approve|deny",
+        ),
     }
 }
 

@@ -133,7 +133,10 @@ impl Decider {
             environment: None,
             decision: Outcome::Deny,
             reason: reason.to_string(),
-            details: BTreeMap::from([("code".to_string(), "agents_never_administer_airlock".to_string())]),
+            details: BTreeMap::from([(
+                "code".to_string(),
+                "agents_never_administer_airlock".to_string(),
+            )]),
         };
         if let Err(e) = self.audit.append_durable(event).await {
             tracing::error!(error = %e, "could not audit a refused admin request");
@@ -144,7 +147,9 @@ impl Decider {
     pub async fn sweep_expired(&self) {
         let store = Arc::clone(&self.store);
         let now = self.clock.now();
-        let Ok(Ok(expired)) = tokio::task::spawn_blocking(move || store.expire_approvals(now)).await else {
+        let Ok(Ok(expired)) =
+            tokio::task::spawn_blocking(move || store.expire_approvals(now)).await
+        else {
             return;
         };
         for a in expired {
@@ -160,7 +165,10 @@ impl Decider {
                 resource: Some(a.resource.clone()),
                 environment: Some(a.environment.clone()),
                 decision: Outcome::Deny,
-                reason: format!("approval {} for {} expired undecided or unused", a.id, a.operation),
+                reason: format!(
+                    "approval {} for {} expired undecided or unused",
+                    a.id, a.operation
+                ),
                 details: BTreeMap::from([("approval".to_string(), a.id.clone())]),
             };
             self.audit.append(event).await;

@@ -171,7 +171,9 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
         decider: Decider::new(Arc::clone(&authority), audit, clock, approval_store),
         metrics: metrics::Metrics::default(),
         upstream_timeout,
-        master_key: airlock_seal::MasterKey::load(&config.key_path()).ok().map(Arc::new),
+        master_key: airlock_seal::MasterKey::load(&config.key_path())
+            .ok()
+            .map(Arc::new),
     });
     let (stop, stop_rx) = watch::channel(false);
     let sem = Arc::new(Semaphore::new(max_conn));
@@ -191,7 +193,10 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
         Arc::clone(&shared),
         stop_rx.clone(),
     )));
-    tasks.push(tokio::spawn(sweep_loop(Arc::clone(&shared), stop_rx.clone())));
+    tasks.push(tokio::spawn(sweep_loop(
+        Arc::clone(&shared),
+        stop_rx.clone(),
+    )));
     tasks.push(tokio::spawn(reload_loop(
         config_path.to_path_buf(),
         Arc::clone(&shared),

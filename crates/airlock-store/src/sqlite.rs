@@ -898,12 +898,13 @@ impl Store for SqliteStore {
         audit: AuditEvent,
     ) -> Result<(ApprovalRecord, bool), StoreError> {
         self.write(|tx| {
-            // The same operation by the same principal, still waiting or granted and unused:
-            // answer with that request instead of queueing a duplicate.
+            // The same operation by the same principal, still waiting, granted and unused, or
+            // denied (deny is final until it would have expired): answer with that request
+            // instead of queueing another.
             let existing: Option<String> = tx
                 .query_row(
                     "SELECT id FROM approvals WHERE digest = ?1 AND requester = ?2
-                     AND state IN ('pending', 'approved') AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
+                     AND state IN ('pending', 'approved', 'denied') AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
                     params![a.digest, a.requester, ns(a.created_at)],
                     |r| r.get(0),
                 )

@@ -84,7 +84,10 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
             totp,
         } => {
             if totp && kind != IdentityKind::Human {
-                return Err(fail(crate::exit::INVALID, "refused: `--totp` is for human identities; only humans approve"));
+                return Err(fail(
+                    crate::exit::INVALID,
+                    "refused: `--totp` is for human identities; only humans approve",
+                ));
             }
             let key = if totp { Some(ctx.master_key()?) } else { None };
             let i = auth.add_identity(
@@ -240,7 +243,9 @@ fn enrol(
         out.value(&serde_json::json!({ "identity": name, "otpauth_uri": uri.expose() }))?;
     } else {
         let qr = airlock_approval::totp::qr_terminal(uri.expose()).unwrap_or_default();
-        println!("TOTP second factor for `{name}` (shown once; scan it into an authenticator app):");
+        println!(
+            "TOTP second factor for `{name}` (shown once; scan it into an authenticator app):"
+        );
         println!("{}", uri.expose());
         println!("{qr}");
     }

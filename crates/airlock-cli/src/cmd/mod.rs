@@ -1,5 +1,6 @@
 //! One module per subcommand group.
 
+pub mod approvals;
 pub mod audit;
 pub mod demo;
 pub mod identity;
