@@ -970,3 +970,102 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     );
     h.run(&["audit", "verify"]).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_requests_are_announced_to_slack_and_a_signed_webhook() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let rx = airlock_testkit::receiver::Receiver::start().await.unwrap();
+    let h = incident_home(cloud.addr);
+    let slack_url = format!("http://{}/services/T000/B000/slacktokenpart", rx.addr);
+    h.run_with_stdin(
+        &["secret", "set", "slack-hook", "--env", "production"],
+        Some(&slack_url),
+    )
+    .ok();
+    h.run_with_stdin(
+        &["secret", "set", "hook-hmac", "--env", "production"],
+        Some("hmac-key-for-receivers"),
+    )
+    .ok();
+    let cfg = h.path().join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap()
+        + &format!(
+            "\n[environments.production.notify]\nslack_secret = \"slack-hook\"\nwebhook_url = \"http://{}/hook\"\nwebhook_secret = \"hook-hmac\"\nconsole_url = \"https://airlock.example/console\"\n",
+            rx.addr
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let bot = token(&h, "prod-bot", "production", "read,write,destructive");
+    let gw = Gateway::start(&h);
+    let r = graphql(
+        gw.proxy,
+        "/cloud/graphql",
+        Some(&bot),
+        DELETE,
+        serde_json::json!({"id": "vol-prod-bookings"}),
+    )
+    .await
+    .unwrap();
+    let apr = r.json()["approval"].as_str().unwrap().to_string();
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got = rx.received();
+        if got.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(got.len(), 2, "{got:?}");
+    let slack = got
+        .iter()
+        .find(|g| g.path.starts_with("/services/"))
+        .unwrap();
+    for field in [
+        apr.as_str(),
+        "prod-bot",
+        "alice",
+        "volumeDelete",
+        "vol-prod-bookings",
+        "production",
+    ] {
+        assert!(
+            slack.body.contains(field),
+            "slack message lacks {field}: {}",
+            slack.body
+        );
+    }
+    assert!(slack.body.contains("\"blocks\""), "{}", slack.body);
+    let hook = got.iter().find(|g| g.path == "/hook").unwrap();
+    let sig = hook.headers["airlock-signature"].to_str().unwrap();
+    let v = airlock_approval::notify::verify_signature(
+        b"hmac-key-for-receivers",
+        sig,
+        hook.body.as_bytes(),
+        now(),
+    );
+    assert!(v.is_ok(), "signature did not verify: {v:?}");
+    assert!(airlock_approval::notify::verify_signature(
+        b"hmac-key-for-receivers",
+        sig,
+        b"{}",
+        now()
+    )
+    .is_err());
+    let payload: serde_json::Value = serde_json::from_str(&hook.body).unwrap();
+    assert_eq!(payload["approval"]["approval_id"], apr.as_str());
+    let logs = gw.stop();
+    assert!(
+        !logs.contains("slacktokenpart"),
+        "the Slack URL is a credential and must not be logged"
+    );
+    let audit = h.run(&["audit", "list", "--json"]).ok();
+    assert_eq!(
+        audit
+            .stdout
+            .matches("\"action\":\"approval.notified\"")
+            .count(),
+        2,
+        "{}",
+        audit.stdout
+    );
+    assert!(!audit.stdout.contains("slacktokenpart"));
+}

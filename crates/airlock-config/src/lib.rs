@@ -71,9 +71,31 @@ pub struct Environment {
     /// How many distinct humans must approve an operation here (1 or 2).
     #[serde(default = "one")]
     pub approvals_required: u32,
+    /// Who hears about approval requests here.
+    #[serde(default)]
+    pub notify: Option<NotifyConfig>,
     /// Free text shown in listings.
     #[serde(default)]
     pub description: Option<String>,
+}
+
+/// Where approval requests in an environment are announced. URLs and keys that are credentials
+/// are sealed secrets (in that environment), named here, never written in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Sealed secret holding a Slack incoming-webhook URL.
+    #[serde(default)]
+    pub slack_secret: Option<String>,
+    /// A generic JSON webhook receiving signed notices.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Sealed secret holding the webhook's HMAC-SHA256 key.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// The console link put in notices.
+    #[serde(default)]
+    pub console_url: Option<String>,
 }
 
 /// Where the store lives.

@@ -628,11 +628,108 @@ impl Decider {
             ),
             details: BTreeMap::from([("approval".to_string(), record.id.clone())]),
         };
-        let (rec, _created) = self
+        let (rec, created) = self
             .store
             .request_approval(&record, event)
             .map_err(|e| e.to_string())?;
+        if created {
+            self.announce(rt, &rec);
+        }
         Ok(rec)
+    }
+
+    /// Sends the notices for a new request in the background; every attempt is audited, and a
+    /// failed notification never approves anything.
+    fn announce(&self, rt: &Runtime, rec: &ApprovalRecord) {
+        let envs: Vec<EnvName> = rec
+            .environment
+            .split(',')
+            .filter_map(|e| EnvName::new(e).ok())
+            .collect();
+        let targets: Vec<(airlock_approval::notify::Target, String)> = envs
+            .iter()
+            .filter_map(|e| rt.notify.get(e))
+            .flat_map(|n| {
+                n.targets
+                    .iter()
+                    .cloned()
+                    .map(move |t| (t, n.console_url.clone()))
+            })
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let notice = airlock_approval::notify::ApprovalNotice {
+            approval_id: rec.id.clone(),
+            requester: rec.requester.clone(),
+            requester_kind: rec.requester_kind.to_string(),
+            owner: rec.owner.clone().unwrap_or_default(),
+            token_id: rec.token_id.clone(),
+            operation: rec.operation.clone(),
+            resource: rec.resource.clone(),
+            environment: rec.environment.clone(),
+            reason: rec.reason.clone(),
+            expires_at: airlock_core::fmt_time(rec.expires_at),
+            console_url: String::new(),
+        };
+        let audit = self.audit.clone();
+        let clock = Arc::clone(&self.clock);
+        let rec = rec.clone();
+        tokio::spawn(async move {
+            let notifier = match airlock_approval::notify::Notifier::new(Default::default()) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the notifier");
+                    return;
+                }
+            };
+            for (target, console) in targets {
+                let mut n = notice.clone();
+                n.console_url = format!("{}#{}", console.trim_end_matches('#'), rec.id);
+                let attempts = notifier.deliver(&target, &n).await;
+                let ok = airlock_approval::notify::delivered(&attempts);
+                let last = attempts.last();
+                let event = AuditEvent {
+                    time: clock.now(),
+                    actor: Actor {
+                        id: "airlock-gateway".into(),
+                        kind: airlock_core::IdentityKind::Service,
+                        owner: None,
+                        token_id: None,
+                    },
+                    action: "approval.notified".into(),
+                    resource: Some(rec.resource.clone()),
+                    environment: Some(rec.environment.clone()),
+                    decision: if ok { Outcome::Allow } else { Outcome::Deny },
+                    reason: if ok {
+                        format!(
+                            "notice for {} delivered to {}",
+                            rec.id,
+                            target.display_url()
+                        )
+                    } else {
+                        format!(
+                            "notice for {} NOT delivered to {} after {} attempt(s): {}",
+                            rec.id,
+                            target.display_url(),
+                            attempts.len(),
+                            last.and_then(|a| a.error.clone()).unwrap_or_default()
+                        )
+                    },
+                    details: BTreeMap::from([
+                        ("approval".to_string(), rec.id.clone()),
+                        ("attempts".to_string(), attempts.len().to_string()),
+                        (
+                            "status".to_string(),
+                            last.and_then(|a| a.status)
+                                .map(|s| s.to_string())
+                                .unwrap_or_default(),
+                        ),
+                    ]),
+                };
+                audit.append(event).await;
+            }
+        });
     }
 
     fn approval_store_failed(&self, mut v: Verdict, e: &str) -> Verdict {

@@ -40,6 +40,14 @@ pub enum LoadError {
         /// What went wrong.
         message: String,
     },
+    /// An environment's notification settings are unusable.
+    #[error("environment `{environment}` notify: {message}")]
+    Notify {
+        /// The environment.
+        environment: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A policy file could not be read.
     #[error("cannot read policy file `{path}`: {message}")]
     PolicyRead {
@@ -105,6 +113,30 @@ impl std::fmt::Debug for UpstreamRt {
             .field("name", &self.name)
             .field("authority", &self.authority)
             .field("secret", &self.secret.as_ref().map(|(h, _)| h.as_str()))
+            .finish()
+    }
+}
+
+/// One environment's notification targets.
+#[derive(Clone)]
+pub struct Notify {
+    /// Slack and webhook targets (credentials opened from sealed secrets).
+    pub targets: Vec<airlock_approval::notify::Target>,
+    /// The console link for notices.
+    pub console_url: String,
+}
+
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notify")
+            .field(
+                "targets",
+                &self
+                    .targets
+                    .iter()
+                    .map(|t| t.display_url())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -178,6 +210,8 @@ pub struct Runtime {
     pub catalog: Catalog,
     /// Files whose change triggers a reload.
     pub watched: Vec<PathBuf>,
+    /// Where approval requests are announced, by environment.
+    pub notify: HashMap<EnvName, Notify>,
     /// The pooled upstream client (keep-alive, HTTP/1.1 and HTTP/2, TLS by rustls with the public
     /// roots plus any configured CA files). Rebuilt on reload, so a new CA file takes effect.
     pub client: crate::UpstreamClient,
@@ -331,6 +365,52 @@ impl Runtime {
         }
         let policy = Engine::new(&actions, &files)?;
 
+        let mut notify = HashMap::new();
+        for (env_name, env) in &config.environments {
+            let Some(n) = &env.notify else { continue };
+            let bad = |m: String| LoadError::Notify {
+                environment: env_name.to_string(),
+                message: m,
+            };
+            let mut targets = Vec::new();
+            if open_secrets {
+                if key.is_none() && (n.slack_secret.is_some() || n.webhook_secret.is_some()) {
+                    key =
+                        Some(MasterKey::load(&config.key_path()).map_err(|e| bad(e.to_string()))?);
+                }
+                if let (Some(name), Some(k)) = (&n.slack_secret, key.as_ref()) {
+                    let v = authority
+                        .open_secret(k, name, env_name)
+                        .map_err(|e| bad(e.to_string()))?;
+                    let url = String::from_utf8(v.expose().clone())
+                        .map_err(|_| bad(format!("secret `{name}` is not a URL")))?;
+                    targets.push(airlock_approval::notify::Target::Slack {
+                        url: airlock_core::Secret::new(url),
+                    });
+                }
+                if let Some(url) = &n.webhook_url {
+                    let secret = match (&n.webhook_secret, key.as_ref()) {
+                        (Some(name), Some(k)) => authority.open_secret(k, name, env_name).map_err(|e| bad(e.to_string()))?,
+                        _ => return Err(bad("`webhook_url` needs `webhook_secret`, the sealed HMAC key receivers verify with".into())),
+                    };
+                    targets.push(airlock_approval::notify::Target::Webhook {
+                        url: url.clone(),
+                        secret,
+                    });
+                }
+            }
+            notify.insert(
+                env_name.clone(),
+                Notify {
+                    targets,
+                    console_url: n
+                        .console_url
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{}/", config.gateway.admin_listen)),
+                },
+            );
+        }
+
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         for (name, up) in &config.upstreams {
@@ -395,6 +475,7 @@ impl Runtime {
             catalog,
             watched,
             client,
+            notify,
         })
     }
 

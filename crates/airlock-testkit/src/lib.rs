@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod cloud;
+pub mod receiver;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
