@@ -130,6 +130,53 @@ impl Authority {
         Ok(())
     }
 
+    /// Checks a human's TOTP code (consuming its time step) without voting: the console's login.
+    /// A refusal is audited.
+    pub fn verify_second_factor(
+        &self,
+        human: &Claims,
+        key: &MasterKey,
+        code: &str,
+    ) -> Result<(), ApprovalError> {
+        let now = self.clock.now();
+        let mut ev = event(&human.actor(), now, "console.login");
+        ev.details.insert("factor".into(), "totp".into());
+        let r = if human.kind != IdentityKind::Human {
+            Err(ApprovalError::NotHuman {
+                identity: human.identity.clone(),
+                kind: human.kind,
+            })
+        } else {
+            self.check_totp(key, &human.identity, code)
+        };
+        match r {
+            Ok(()) => {
+                ev.reason = format!(
+                    "`{}` signed in to the console with token and TOTP",
+                    human.identity
+                );
+                self.store.append_audit(ev)?;
+                Ok(())
+            }
+            Err(e) => {
+                self.audit_refusal(ev, &e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// A vote cast from a console session that was opened with token and TOTP: the session is
+    /// the second factor, recorded as `totp-session`.
+    pub fn vote_in_session(
+        &self,
+        approver: &Claims,
+        id: &str,
+        approve: bool,
+        reason: &str,
+    ) -> Result<ApprovalRecord, ApprovalError> {
+        self.vote_with(approver, id, approve, reason, "totp-session", |_| Ok(()))
+    }
+
     /// A human's approve (or deny) vote on a pending request, with their TOTP code. Every
     /// refusal is audited with the caller's identity and kind.
     pub fn vote(
@@ -141,12 +188,26 @@ impl Authority {
         approve: bool,
         reason: &str,
     ) -> Result<ApprovalRecord, ApprovalError> {
+        self.vote_with(approver, id, approve, reason, "totp", |a| {
+            self.check_totp(key, &a.identity, code)
+        })
+    }
+
+    fn vote_with(
+        &self,
+        approver: &Claims,
+        id: &str,
+        approve: bool,
+        reason: &str,
+        factor: &str,
+        second_factor: impl FnOnce(&Claims) -> Result<(), ApprovalError>,
+    ) -> Result<ApprovalRecord, ApprovalError> {
         let now = self.clock.now();
         let verb = if approve { "approve" } else { "deny" };
         let mut ev = event(&approver.actor(), now, &format!("approval.{verb}"));
         ev.resource = Some(id.to_string());
         ev.details.insert("approval".into(), id.to_string());
-        ev.details.insert("factor".into(), "totp".into());
+        ev.details.insert("factor".into(), factor.into());
         let result = (|| {
             if approver.kind != IdentityKind::Human {
                 return Err(ApprovalError::NotHuman {
@@ -161,7 +222,7 @@ impl Authority {
             if rec.requester == approver.identity.as_str() {
                 return Err(ApprovalError::Requester(approver.identity.clone()));
             }
-            self.check_totp(key, &approver.identity, code)?;
+            second_factor(approver)?;
             Ok(rec)
         })();
         let rec = match result {
@@ -194,7 +255,7 @@ impl Authority {
         match self.store.vote_approval(
             id,
             approver.identity.as_str(),
-            "totp",
+            factor,
             approve,
             reason,
             now,

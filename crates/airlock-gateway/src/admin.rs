@@ -215,6 +215,9 @@ async fn approvals_api(shared: Arc<Shared>, req: Request<Incoming>) -> Response<
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() == "/console" || req.uri().path().starts_with("/console/") {
+        return Ok(crate::console::handle(shared, req).await);
+    }
     if req.uri().path().starts_with("/api/approvals") {
         return Ok(approvals_api(shared, req).await);
     }

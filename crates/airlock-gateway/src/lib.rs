@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod audit_writer;
+pub mod console;
 pub mod decision;
 pub mod http_door;
 pub mod metrics;
@@ -71,6 +72,8 @@ pub struct Shared {
     /// The master key, for opening humans' TOTP secrets when they approve (None: approvals
     /// cannot be decided on this gateway).
     pub master_key: Option<Arc<airlock_seal::MasterKey>>,
+    /// Web console sessions.
+    pub sessions: console::Sessions,
 }
 
 impl std::fmt::Debug for Shared {
@@ -174,6 +177,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
         master_key: airlock_seal::MasterKey::load(&config.key_path())
             .ok()
             .map(Arc::new),
+        sessions: console::Sessions::default(),
     });
     let (stop, stop_rx) = watch::channel(false);
     let sem = Arc::new(Semaphore::new(max_conn));

@@ -1206,6 +1206,13 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    impl ApprovalRecord {
+        fn with_digest(mut self, d: &str) -> Self {
+            self.digest = d.into();
+            self
+        }
+    }
+
     fn ev(action: &str) -> AuditEvent {
         AuditEvent {
             time: OffsetDateTime::now_utc(),
@@ -1258,6 +1265,149 @@ mod tests {
             ["identity.add", "identity.disable"]
         );
         assert_eq!(s.verify_audit().unwrap(), Ok(2));
+    }
+
+    fn approval(id: &str, created: OffsetDateTime) -> ApprovalRecord {
+        ApprovalRecord {
+            id: id.into(),
+            digest: "d1".into(),
+            requester: "bot".into(),
+            requester_kind: IdentityKind::Agent,
+            owner: Some("alice".into()),
+            token_id: "tok_1".into(),
+            action: "volumeDelete".into(),
+            operation: "POST /graphql".into(),
+            resource: "vol-1".into(),
+            environment: "production".into(),
+            reason: "r".into(),
+            created_at: created,
+            expires_at: created + time::Duration::minutes(15),
+            state: ApprovalState::Pending,
+            approvals_needed: 1,
+            approvers: vec![],
+            decided_at: None,
+            decision_reason: None,
+            consumed_at: None,
+        }
+    }
+
+    #[test]
+    fn an_expired_approval_can_neither_be_decided_nor_used() {
+        let s = SqliteStore::in_memory().unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let late = t0 + time::Duration::minutes(16);
+        s.request_approval(&approval("apr_1", t0), ev("approval.requested"))
+            .unwrap();
+        let e = s
+            .vote_approval(
+                "apr_1",
+                "alice",
+                "totp",
+                true,
+                "",
+                late,
+                ev("approval.approve"),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("expired"), "{e}");
+        // Approved in time, but used after the deadline: refused too.
+        s.request_approval(
+            &approval("apr_2", t0).with_digest("d2"),
+            ev("approval.requested"),
+        )
+        .unwrap();
+        s.vote_approval(
+            "apr_2",
+            "alice",
+            "totp",
+            true,
+            "",
+            t0,
+            ev("approval.approve"),
+        )
+        .unwrap();
+        assert!(s.granted_approval("d2", "bot", late).unwrap().is_none());
+        assert!(!s
+            .consume_approval("apr_2", late, ev("approval.executed"))
+            .unwrap());
+        let expired = s.expire_approvals(late).unwrap();
+        assert_eq!(
+            expired.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            ["apr_1", "apr_2"]
+        );
+    }
+
+    #[test]
+    fn an_approval_is_used_once_and_needs_distinct_humans_when_two_are_required() {
+        let s = SqliteStore::in_memory().unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut a = approval("apr_1", t0);
+        a.approvals_needed = 2;
+        s.request_approval(&a, ev("approval.requested")).unwrap();
+        let r = s
+            .vote_approval(
+                "apr_1",
+                "alice",
+                "totp",
+                true,
+                "",
+                t0,
+                ev("approval.approve"),
+            )
+            .unwrap();
+        assert_eq!(r.state, ApprovalState::Pending);
+        let e = s
+            .vote_approval(
+                "apr_1",
+                "alice",
+                "totp",
+                true,
+                "",
+                t0,
+                ev("approval.approve"),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("another human"), "{e}");
+        let r = s
+            .vote_approval("apr_1", "bob", "totp", true, "", t0, ev("approval.approve"))
+            .unwrap();
+        assert_eq!(r.state, ApprovalState::Approved);
+        assert_eq!(r.approvers, ["alice", "bob"]);
+        assert!(s
+            .consume_approval("apr_1", t0, ev("approval.executed"))
+            .unwrap());
+        assert!(
+            !s.consume_approval("apr_1", t0, ev("approval.executed"))
+                .unwrap(),
+            "a second use"
+        );
+        let e = s
+            .vote_approval("apr_1", "bot", "totp", true, "", t0, ev("approval.approve"))
+            .unwrap_err();
+        assert!(e.to_string().contains("not pending"), "{e}");
+    }
+
+    #[test]
+    fn a_totp_step_is_accepted_once_and_never_an_older_one_after_it() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.insert_identity(&human("alice"), ev("identity.add"))
+            .unwrap();
+        s.put_totp(
+            &TotpRecord {
+                identity: "alice".into(),
+                key_id: "k".into(),
+                nonce: vec![0; 24],
+                ciphertext: vec![1],
+                last_step: None,
+                created_at: OffsetDateTime::now_utc(),
+            },
+            ev("identity.totp_enrol"),
+        )
+        .unwrap();
+        assert!(s.use_totp_step("alice", 100).unwrap());
+        assert!(!s.use_totp_step("alice", 100).unwrap());
+        assert!(!s.use_totp_step("alice", 99).unwrap());
+        assert!(s.use_totp_step("alice", 101).unwrap());
     }
 
     #[test]

@@ -1,0 +1,158 @@
+//! The web console in a real browser: headless Chromium (Debian `chromium`) driven by
+//! playwright-core (`e2e/`), against the real `airlock serve`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use airlock_testkit::cloud::FakeCloud;
+use airlock_testkit::{incident_config, repo_root, Home};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_human_approves_in_the_browser_and_the_agents_retry_succeeds() {
+    let e2e = repo_root().join("e2e");
+    assert!(
+        e2e.join("node_modules/playwright-core").exists(),
+        "browser test prerequisites missing: run `scripts/test.sh` (it installs Debian's chromium and `npm --prefix e2e install`)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "Chromium not found at {chromium}: apt-get install chromium"
+    );
+
+    let secret = "cloud-admin-console-test";
+    let cloud = FakeCloud::start(secret).await.unwrap();
+    let h = Home::init(BIN);
+    let cfg = h.path().join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap() + &incident_config(cloud.addr);
+    std::fs::write(&cfg, text).unwrap();
+    h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
+    h.run(&[
+        "identity",
+        "add",
+        "prod-bot",
+        "--kind",
+        "agent",
+        "--owner",
+        "alice",
+        "--purpose",
+        "reports",
+    ])
+    .ok();
+    h.run_with_stdin(
+        &["secret", "set", "cloud-admin", "--env", "production"],
+        Some(secret),
+    )
+    .ok();
+    let enrolled = h.run(&["identity", "totp", "alice", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&enrolled.stdout).unwrap();
+    let b32 = v["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let totp = airlock_approval::totp::TotpSecret::from_base32(&b32).unwrap();
+    let human = h
+        .run(&[
+            "token",
+            "issue",
+            "--identity",
+            "alice",
+            "--env",
+            "production",
+            "--allow",
+            "read",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let agent = h
+        .run(&[
+            "token",
+            "issue",
+            "--identity",
+            "prod-bot",
+            "--env",
+            "production",
+            "--allow",
+            "read,write,destructive",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--json"])
+        .current_dir(h.path())
+        .env("AIRLOCK_CONFIG", &cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let bound: serde_json::Value = serde_json::from_str(&line).unwrap();
+
+    // The screenshot goes to the build directory, never into the repository.
+    let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-approval.png");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let out = tokio::task::spawn_blocking({
+        let e2e = e2e.clone();
+        let shot = shot.clone();
+        move || {
+            Command::new("node")
+                .arg("console.mjs")
+                .current_dir(&e2e)
+                .env(
+                    "ADMIN_URL",
+                    format!("http://{}", bound["admin"].as_str().unwrap()),
+                )
+                .env(
+                    "PROXY_URL",
+                    format!("http://{}", bound["proxy"].as_str().unwrap()),
+                )
+                .env("HUMAN_TOKEN", &human)
+                .env("TOTP_CODE", totp.code_at(now))
+                .env("AGENT_TOKEN", &agent)
+                .env("SCREENSHOT", &shot)
+                .env("CHROMIUM", &chromium)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    Command::new("kill")
+        .arg(serve.id().to_string())
+        .status()
+        .unwrap();
+    let _ = serve.wait();
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !cloud.has("vol-prod-bookings"),
+        "the approved delete reached the upstream"
+    );
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 1000,
+        "screenshot missing"
+    );
+}
