@@ -12,7 +12,6 @@ use airlock_classify::Classification;
 use airlock_core::{Clock, EnvName, OpClass, Outcome};
 use airlock_policy::{Approval, Input, Principal, Resource};
 use airlock_store::{ApprovalRecord, Store};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -420,27 +419,24 @@ impl Decider {
     /// The digest an approval is bound to: this principal, these operations on these resources,
     /// this exact request.
     fn digest(req: &DoorRequest<'_>, claims: &Claims, v: &Verdict) -> String {
-        let mut h = Sha256::new();
-        let mut field = |b: &[u8]| {
-            h.update((b.len() as u64).to_be_bytes());
-            h.update(b);
+        let join = |f: &dyn Fn(&OpVerdict) -> String| {
+            v.operations.iter().map(f).collect::<Vec<_>>().join(",")
         };
-        field(b"airlock-approval-v1");
-        field(claims.identity.as_str().as_bytes());
-        field(req.upstream.name.as_bytes());
-        for o in &v.operations {
-            field(o.action.as_bytes());
-            field(o.resource.as_bytes());
-            field(
+        airlock_approval::operation_digest(
+            claims.identity.as_str(),
+            claims.kind.as_str(),
+            &join(&|o| o.resource.clone()),
+            &join(&|o| {
                 o.environment
                     .as_ref()
-                    .map(|e| e.as_str())
-                    .unwrap_or("")
-                    .as_bytes(),
-            );
-        }
-        field(req.fingerprint.as_bytes());
-        hex::encode(h.finalize())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+            }),
+            &format!("{}:{}", req.upstream.name, join(&|o| o.action.clone())),
+            // The door's fingerprint already carries the body's SHA-256.
+            &req.fingerprint,
+            b"",
+        )
     }
 
     /// A decision that needs a human: use a granted approval for exactly this operation once, or
