@@ -836,6 +836,12 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
         listed.stdout
     );
 
+    // Restart the gateway while the request is pending: it stays pending and approvable.
+    let _ = gw.stop();
+    let gw = Gateway::start(&h);
+    let shown = approvals(&h, gw.admin, &bob, &["show", &apr]);
+    assert!(shown.stdout.contains("pending"), "{}{}", shown.stdout, shown.stderr);
+
     // The owner approves with her code; the same code cannot be used again.
     let r = approvals(
         &h,
@@ -876,9 +882,6 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     );
     assert!(cloud.has("vol-prod-bookings"));
 
-    // Restart the gateway: the approval survives.
-    let _ = gw.stop();
-    let gw = Gateway::start(&h);
 
     // The identical request now passes, exactly once.
     let r = graphql(gw.proxy, "/cloud/graphql", Some(&bot), DELETE, vars.clone())
@@ -968,6 +971,12 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
         audit.stdout.contains("\"action\":\"admin.request\""),
         "the agent's attempt on the admin API is audited"
     );
+    let refusals = linked
+        .iter()
+        .filter(|r| r["action"] == "approval.approve" && r["decision"] == "deny")
+        .count();
+    assert!(refusals > 0, "the wrong code is audited: {actions:?}");
+    assert!(audit.stdout.contains("already used"), "the replayed code is audited");
     h.run(&["audit", "verify"]).ok();
 }
 
