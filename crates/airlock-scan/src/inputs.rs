@@ -530,16 +530,9 @@ impl Ctx<'_> {
                 if self.too_deep(name, depth + 1) {
                     return;
                 }
-                let inner = name
-                    .strip_suffix(".gz")
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("{name}!gunzip"));
-                let inner = if inner.ends_with(".tgz") {
-                    inner.replace(".tgz", ".tar")
-                } else {
-                    inner
-                };
-                self.stream(&mut flate2::read::MultiGzDecoder::new(r), &inner, depth + 1);
+                // The decompressed stream keeps the compressed file's name: that is what a
+                // person can find on disk.
+                self.stream(&mut flate2::read::MultiGzDecoder::new(r), name, depth + 1);
             }
             Kind::Tar => {
                 if self.too_deep(name, depth + 1) {
