@@ -227,3 +227,35 @@ pub fn fake_hex(seed: u64, n: usize) -> String {
 pub fn fake_base64(seed: u64, n: usize) -> String {
     Rng::new(seed).string(B64, n)
 }
+
+/// Expands `{{rule-id:seed}}` markers in a corpus template with [`fake`] values; returns the
+/// text and, for each marker, the 1-based line where its value starts and the rule id.
+pub fn materialize(template: &str) -> (String, Vec<(u64, String)>) {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut labels = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open..].find("}}") else {
+            break;
+        };
+        let marker = &rest[open + 2..open + close];
+        let Some((id, seed)) = marker.split_once(':') else {
+            out.push_str(&rest[..open + 2]);
+            rest = &rest[open + 2..];
+            continue;
+        };
+        let value = seed.parse::<u64>().ok().and_then(|s| fake(id, s));
+        out.push_str(&rest[..open]);
+        match value {
+            Some(v) => {
+                let line = 1 + out.matches('\n').count() as u64;
+                labels.push((line, id.to_string()));
+                out.push_str(&v);
+            }
+            None => out.push_str(&rest[open..open + close + 2]),
+        }
+        rest = &rest[open + close + 2..];
+    }
+    out.push_str(rest);
+    (out, labels)
+}

@@ -211,9 +211,19 @@ fn is_code_reference(s: &[u8]) -> bool {
         || s.starts_with(b"secrets.")
 }
 
+/// Words joined by spaces, dashes or underscores (`correct horse battery staple`,
+/// `test-api-key-for-unit-tests-only`): prose or a slug, not a generated value.
+fn is_wordy(s: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = s
+        .split(|&c| matches!(c, b' ' | b'-' | b'_' | b'.'))
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.len() >= 2 && parts.iter().all(|p| p.iter().all(u8::is_ascii_alphabetic))
+}
+
 /// The random-looking test applied to values of generic `password=` style assignments.
 pub fn looks_random(s: &[u8], min_entropy: f64) -> bool {
-    if s.len() < 8 || is_code_reference(s) {
+    if s.len() < 8 || is_code_reference(s) || is_wordy(s) {
         return false;
     }
     let (lower, upper, digit, other) = classes(s);

@@ -441,7 +441,7 @@ pub const BUILTIN: &[BuiltinRule] = &[
         ..rule(
             "generic-secret",
             "Password, API key or token assigned in configuration or code",
-            r#"(?i)(?P<key>[a-z0-9_.\-]{0,40}(?:password|passwd|passphrase|pwd|secret|api[_\-]?key|apikey|access[_\-]?key|auth[_\-]?key|token|credentials?)[a-z0-9_.\-]{0,40})["'\]]?\s*(?:=|:=|:|=>)\s*(?:"([^"\r\n]{8,200})"|'([^'\r\n]{8,200})'|`([^`\r\n]{8,200})`|([^\s"'`,;)\]}<>]{8,200}))"#,
+            r#"(?i)(?P<key>[a-z0-9_.\-]{0,40}(?:password|passwd|passphrase|pwd|secret|api[_\-]?key|apikey|access[_\-]?key|auth[_\-]?key|token|credentials?)[a-z0-9_.\-]{0,40})["'\]]?\s*(?:=|:=|:|=>|\s+value\s*=)\s*(?:"([^"\r\n]{8,200})"|'([^'\r\n]{8,200})'|`([^`\r\n]{8,200})`|([^\s"'`,;)\]}<>]{8,200}))"#,
             &["password", "passwd", "passphrase", "pwd", "secret", "api_key", "apikey", "api-key", "access_key", "accesskey", "auth_key", "token", "credential"],
         )
     },
