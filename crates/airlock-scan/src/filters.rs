@@ -197,8 +197,11 @@ fn is_code_reference(s: &[u8]) -> bool {
             && (p[0].is_ascii_alphabetic() || p[0] == b'_')
             && p.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
     };
-    let parts: Vec<&[u8]> = t.split(|&c| c == b'.' || c == b'[' || c == b']').collect();
-    (parts.len() > 1 && parts.iter().filter(|p| !p.is_empty()).all(|p| ident(p)))
+    let dotted = t.iter().any(|&c| matches!(c, b'.' | b'[' | b']'))
+        && t.split(|&c| c == b'.' || c == b'[' || c == b']')
+            .filter(|p| !p.is_empty())
+            .all(ident);
+    dotted
         || s.contains(&b'(')
         || s.starts_with(b"$")
         || s.starts_with(b"@")
@@ -223,12 +226,12 @@ fn is_wordy(s: &[u8]) -> bool {
 
 /// The random-looking test applied to values of generic `password=` style assignments.
 pub fn looks_random(s: &[u8], min_entropy: f64) -> bool {
-    if s.len() < 8 || is_code_reference(s) || is_wordy(s) {
+    if s.len() < 8 {
         return false;
     }
     let (lower, upper, digit, other) = classes(s);
     let kinds = [lower, upper, digit, other].iter().filter(|&&b| b).count();
-    if kinds < 2 || !(digit || other) {
+    if kinds < 2 || !(digit || other) || is_code_reference(s) || is_wordy(s) {
         return false;
     }
     // Short passwords cannot reach a high entropy per byte; scale the bar with the length.

@@ -126,7 +126,7 @@ pub const BUILTIN: &[BuiltinRule] = &[
         ..rule(
             "gcp-service-account",
             "Google Cloud service-account private key (JSON key file)",
-            r#""private_key"\s*:\s*"(-----BEGIN (?:RSA )?PRIVATE KEY-----(?:\\n)?[A-Za-z0-9+/=\\]{64,8192}-----END (?:RSA )?PRIVATE KEY-----(?:\\n)?)""#,
+            r#""private_key"\s*:\s*"(-----BEGIN (?:RSA )?PRIVATE KEY-----(?:\\n)?[A-Za-z0-9+/=\\]{64,}-----END (?:RSA )?PRIVATE KEY-----(?:\\n)?)""#,
             &["\"private_key\""],
         )
     },
@@ -210,7 +210,7 @@ pub const BUILTIN: &[BuiltinRule] = &[
             "slack-token",
             "Slack token (bot, user, app, refresh)",
             concat!(
-                r"\b(xox[abeoprs]-[0-9]{6,}-[0-9A-Za-z\-]{8,250}|xapp-[0-9]-[A-Z0-9]{6,}-[0-9]{6,}-[a-f0-9]{32,})",
+                r"\b(xox[abeoprs]-[0-9]{6,}-[0-9A-Za-z\-]{8,}|xapp-[0-9]-[A-Z0-9]{6,}-[0-9]{6,}-[a-f0-9]{32,})",
                 end!("0-9A-Za-z\\-")
             ),
             &["xoxb-", "xoxp-", "xoxa-", "xoxe-", "xoxo-", "xoxr-", "xoxs-", "xapp-"],
@@ -232,7 +232,7 @@ pub const BUILTIN: &[BuiltinRule] = &[
         ..rule(
             "stripe-key",
             "Stripe live secret or restricted key",
-            r"\b((?:sk|rk)_live_[0-9A-Za-z]{24,99})\b",
+            r"\b((?:sk|rk)_live_[0-9A-Za-z]{24,})\b",
             &["sk_live_", "rk_live_"],
         )
     },
@@ -270,7 +270,7 @@ pub const BUILTIN: &[BuiltinRule] = &[
             "openai-api-key",
             "OpenAI API key",
             concat!(
-                r"\b(sk-(?:proj-|svcacct-|admin-)?[0-9A-Za-z_\-]{20,200}T3BlbkFJ[0-9A-Za-z_\-]{20,200})",
+                r"\b(sk-(?:proj-|svcacct-|admin-)?[0-9A-Za-z_\-]{20,}T3BlbkFJ[0-9A-Za-z_\-]{20,})",
                 end!("0-9A-Za-z_\\-")
             ),
             &["t3blbkfj"],
@@ -282,7 +282,7 @@ pub const BUILTIN: &[BuiltinRule] = &[
         ..rule(
             "anthropic-api-key",
             "Anthropic API key",
-            concat!(r"\b(sk-ant-(?:api|admin)[0-9]{2}-[0-9A-Za-z_\-]{80,120})", end!("0-9A-Za-z_\\-")),
+            concat!(r"\b(sk-ant-(?:api|admin)[0-9]{2}-[0-9A-Za-z_\-]{80,})", end!("0-9A-Za-z_\\-")),
             &["sk-ant-"],
         )
     },
@@ -365,7 +365,7 @@ pub const BUILTIN: &[BuiltinRule] = &[
         ..rule(
             "private-key",
             "Private key (PEM, OpenSSH, PGP)",
-            r"(-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----\r?\n(?:[A-Za-z0-9\-]+: [^\r\n]*\r?\n)*\s*[A-Za-z0-9+/=\r\n\t ]{64,16384}?-----END (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----)",
+            r"(-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----\r?\n(?:[A-Za-z0-9\-]+: [^\r\n]*\r?\n)*\s*[A-Za-z0-9+/=\r\n\t ]{64,}?-----END (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----)",
             &["private key-----", "private key block-----"],
         )
     },
@@ -405,7 +405,7 @@ pub const BUILTIN: &[BuiltinRule] = &[
         ..rule(
             "url-password",
             "URL with an embedded password",
-            r"\b[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://[^\s:@/\x22'<>]{0,64}:([^\s:@/\x22'<>]{6,128})@[a-zA-Z0-9.\-]+",
+            r"\b[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://[^\s:@/\x22'<>]*:([^\s:@/\x22'<>]{6,})@[a-zA-Z0-9.\-]+",
             &["://"],
         )
     },
@@ -417,8 +417,8 @@ pub const BUILTIN: &[BuiltinRule] = &[
         ..rule(
             "connection-string-password",
             "Connection string with a password",
-            r"(?i)(?:server|data source|host|uid|user id|username)\s*=[^;\r\n]*;[^\r\n]{0,200}?\b(?:password|pwd)\s*=\s*([^;\x22'\s<>]{6,128})\s*(?:;|$)",
-            &["password=", "pwd=", "password =", "pwd ="],
+            r"(?i)(?:server|data source|host|uid|user id|username)\s*=[^;\r\n]*;[^\r\n]*?\b(?:password|pwd)\s*=\s*([^;\x22'\s<>]{6,})\s*(?:;|$)",
+            &["password", "pwd"],
         )
     },
     BuiltinRule {
@@ -441,7 +441,7 @@ pub const BUILTIN: &[BuiltinRule] = &[
         ..rule(
             "generic-secret",
             "Password, API key or token assigned in configuration or code",
-            r#"(?i)(?P<key>[a-z0-9_.\-]{0,40}(?:password|passwd|passphrase|pwd|secret|api[_\-]?key|apikey|access[_\-]?key|auth[_\-]?key|token|credentials?)[a-z0-9_.\-]{0,40})["'\]]?\s*(?:=|:=|:|=>|\s+value\s*=)\s*(?:"([^"\r\n]{8,200})"|'([^'\r\n]{8,200})'|`([^`\r\n]{8,200})`|([^\s"'`,;)\]}<>]{8,200}))"#,
+            r#"(?i)(?P<key>[a-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|api[_\-]?key|apikey|access[_\-]?key|auth[_\-]?key|token|credentials?)[a-z0-9_.\-]*)["'\]]?\s*(?:=|:=|:|=>|\s+value\s*=)\s*(?:"([^"\r\n]{8,})"|'([^'\r\n]{8,})'|`([^`\r\n]{8,})`|([^\s"'`,;)\]}<>]{8,}))"#,
             &["password", "passwd", "passphrase", "pwd", "secret", "api_key", "apikey", "api-key", "access_key", "accesskey", "auth_key", "token", "credential"],
         )
     },
