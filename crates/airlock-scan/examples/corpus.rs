@@ -1,5 +1,6 @@
-//! Materializes the labelled corpus (`tests/corpus`) into a directory, writing `labels.tsv`
-//! next to it, so that other scanners can be run on exactly what the test scores.
+//! Materializes the labelled corpus (`tests/corpus`) into a directory, writing
+//! `labels-span.tsv` (file, first line, last line, rule) next to it, so that other scanners can
+//! be scored on exactly what the test scores; prints `labels.tsv` (file, line, rule).
 //!
 //! `cargo run -p airlock-scan --example corpus -- OUT_DIR`
 
@@ -27,6 +28,7 @@ fn main() -> std::io::Result<()> {
     walk(&src, &mut files)?;
     files.sort();
     let mut labels = String::new();
+    let mut spans = String::new();
     for f in files {
         let rel = f.strip_prefix(&src).map_err(std::io::Error::other)?;
         let (text, marks) = airlock_scan::fakes::materialize(&std::fs::read_to_string(&f)?);
@@ -35,11 +37,18 @@ fn main() -> std::io::Result<()> {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&dest, text)?;
-        for (line, rule) in marks {
-            labels.push_str(&format!("{}\t{line}\t{rule}\n", rel.display()));
+        for l in marks {
+            labels.push_str(&format!("{}\t{}\t{}\n", rel.display(), l.line, l.rule));
+            spans.push_str(&format!(
+                "{}\t{}\t{}\t{}\n",
+                rel.display(),
+                l.line,
+                l.end_line,
+                l.rule
+            ));
         }
     }
-    std::fs::write(out_dir.join("labels.tsv"), &labels)?;
+    std::fs::write(out_dir.join("labels-span.tsv"), &spans)?;
     print!("{labels}");
     Ok(())
 }

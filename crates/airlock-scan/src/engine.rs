@@ -380,7 +380,7 @@ impl Scanner {
                 return std::str::from_utf8(secret).is_ok_and(|s| airlock_token::check(s).is_ok());
             }
             Check::Crc32Base62 => return filters::crc32_base62_suffix_ok(secret),
-            Check::Jwt => return filters::jwt_ok(secret),
+            Check::Jwt => return filters::jwt_ok(secret) && !filters::is_placeholder(secret),
             Check::Generic => {
                 if secret.len() > 200
                     || !filters::looks_random(secret, rule.min_entropy)
@@ -390,6 +390,7 @@ impl Scanner {
                     || filters::is_base64_image(secret)
                     || (filters::is_digest_like(secret) && key.is_none())
                     || filters::is_placeholder(secret)
+                    || filters::is_test_value(secret)
                 {
                     return false;
                 }

@@ -228,9 +228,20 @@ pub fn fake_base64(seed: u64, n: usize) -> String {
     Rng::new(seed).string(B64, n)
 }
 
+/// A true secret planted in a materialized corpus file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// 1-based line where the secret starts.
+    pub line: u64,
+    /// 1-based line where it ends (multi-line keys).
+    pub end_line: u64,
+    /// The rule that should report it.
+    pub rule: String,
+}
+
 /// Expands `{{rule-id:seed}}` markers in a corpus template with [`fake`] values; returns the
-/// text and, for each marker, the 1-based line where its value starts and the rule id.
-pub fn materialize(template: &str) -> (String, Vec<(u64, String)>) {
+/// text and a label for each marker.
+pub fn materialize(template: &str) -> (String, Vec<Label>) {
     let mut out = String::with_capacity(template.len() + 256);
     let mut labels = Vec::new();
     let mut rest = template;
@@ -249,7 +260,12 @@ pub fn materialize(template: &str) -> (String, Vec<(u64, String)>) {
         match value {
             Some(v) => {
                 let line = 1 + out.matches('\n').count() as u64;
-                labels.push((line, id.to_string()));
+                let end_line = line + v.matches('\n').count() as u64;
+                labels.push(Label {
+                    line,
+                    end_line,
+                    rule: id.to_string(),
+                });
                 out.push_str(&v);
             }
             None => out.push_str(&rest[open..open + close + 2]),

@@ -55,6 +55,8 @@ const PLACEHOLDER_WORDS: &[&str] = &[
     "not-a-real",
     "lorem",
     "foobar",
+    // The signature of jwt.io's sample token, reproduced in countless docs.
+    "sflkxwrjsmekkf2qt4fwpmejf36pok6yjv_adqssw5c",
 ];
 
 /// Values people use as stand-ins in docs and local setups.
@@ -133,6 +135,15 @@ fn has_sequence(s: &[u8], n: usize) -> bool {
         }
     }
     false
+}
+
+/// A value that names itself as test data (`test_key_123`, `mock-secret-1`).
+pub fn is_test_value(s: &[u8]) -> bool {
+    const WORDS: &[&[u8]] = &[
+        b"test", b"tests", b"fake", b"mock", b"dummy", b"demo", b"invalid", b"sample", b"fixture",
+    ];
+    s.split(|c| !c.is_ascii_alphanumeric())
+        .any(|w| WORDS.iter().any(|t| w.eq_ignore_ascii_case(t)))
 }
 
 /// `8-4-4-4-12` hex, the shape of a UUID.

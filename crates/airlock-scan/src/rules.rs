@@ -441,8 +441,8 @@ pub const BUILTIN: &[BuiltinRule] = &[
         ..rule(
             "generic-secret",
             "Password, API key or token assigned in configuration or code",
-            r#"(?i)(?P<key>[a-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|api[_\-]?key|apikey|access[_\-]?key|auth[_\-]?key|token|credentials?)[a-z0-9_.\-]*)["'\]]?\s*(?:=|:=|:|=>|\s+value\s*=)\s*(?:"([^"\r\n]{8,})"|'([^'\r\n]{8,})'|`([^`\r\n]{8,})`|([^\s"'`,;)\]}<>]{8,}))"#,
-            &["password", "passwd", "passphrase", "pwd", "secret", "api_key", "apikey", "api-key", "access_key", "accesskey", "auth_key", "token", "credential"],
+            r#"(?i)(?P<key>[a-z0-9_.\-]*(?:pass|pwd|secret|api[_\-]?key|apikey|access[_\-]?key|auth[_\-]?key|token|credentials?)[a-z0-9_.\-]*)["'\]]?\s*(?:=|:=|:|=>|\s+value\s*=)\s*(?:"([^"\r\n]{8,})"|'([^'\r\n]{8,})'|`([^`\r\n]{8,})`|([^\s"'`,;)\]}<>]{8,}))"#,
+            &["pass", "pwd", "secret", "api_key", "apikey", "api-key", "access_key", "accesskey", "auth_key", "token", "credential"],
         )
     },
 ];

@@ -35,8 +35,8 @@ fn precision_and_recall_are_at_least_095() {
         let dest = tmp.path().join(&rel);
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
         std::fs::write(&dest, text).unwrap();
-        for (line, rule) in marks {
-            from_markers.insert((rel.clone(), line, rule));
+        for l in marks {
+            from_markers.insert((rel.clone(), l.line, l.rule));
         }
     }
     let labels: BTreeSet<(String, u64, String)> = std::fs::read_to_string(root.join("labels.tsv"))
