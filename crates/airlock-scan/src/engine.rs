@@ -156,18 +156,18 @@ impl Scanner {
         sniff_binary: bool,
     ) -> io::Result<StreamOutcome> {
         let mut out = StreamOutcome::default();
-        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + OVERLAP);
+        let mut buf: Vec<u8> = Vec::new();
         let mut base_line: u64 = 1;
-        let mut first = true;
+        // Sniff on the first few KiB before reading a whole chunk of what may be a large binary.
+        let mut eof = fill(&mut r, &mut buf, SNIFF)?;
+        if sniff_binary && is_binary(&buf) {
+            out.binary = true;
+            out.bytes = buf.len() as u64;
+            return Ok(out);
+        }
         loop {
-            let eof = fill(&mut r, &mut buf, CHUNK + OVERLAP)?;
-            if first {
-                first = false;
-                if sniff_binary && is_binary(&buf) {
-                    out.binary = true;
-                    out.bytes = buf.len() as u64;
-                    return Ok(out);
-                }
+            if !eof {
+                eof = fill(&mut r, &mut buf, CHUNK + OVERLAP)?;
             }
             let safe_end = if eof {
                 buf.len()
@@ -520,26 +520,12 @@ fn line_end(buf: &[u8], pos: usize) -> usize {
     memchr::memchr(b'\n', &buf[pos..hi]).map_or(hi, |p| pos + p)
 }
 
-/// Reads until `buf` holds `cap` bytes or the stream ends; true at end of stream.
+/// Reads until `buf` holds `cap` bytes or the stream ends; true at end of stream. Grows the
+/// buffer only as far as the data goes, so small streams never touch a full chunk of memory.
 fn fill<R: Read>(r: &mut R, buf: &mut Vec<u8>, cap: usize) -> io::Result<bool> {
-    let start = buf.len();
-    buf.resize(cap, 0);
-    let mut n = start;
-    while n < cap {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => {
-                buf.truncate(n);
-                return Ok(true);
-            }
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(n);
-                return Err(e);
-            }
-        }
-    }
-    Ok(false)
+    let want = cap.saturating_sub(buf.len());
+    let got = r.take(want as u64).read_to_end(buf)?;
+    Ok(got < want)
 }
 
 /// Content sniffing: a NUL byte early on means binary (UTF-16 text included, knowingly).

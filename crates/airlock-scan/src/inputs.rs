@@ -182,7 +182,7 @@ pub fn scan_paths(
     let run = || {
         jobs.par_iter()
             .map(|job| {
-                let r = scan_file(scanner, &job.path, opts, &slack_users);
+                let r = scan_file(scanner, &job.path, job.size, opts, &slack_users);
                 progress.advance(job.size);
                 r
             })
@@ -231,9 +231,17 @@ fn display(path: &Path) -> String {
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
 }
 
+/// Files up to this size are read whole (one read, no chunking).
+const SMALL_FILE: u64 = 1 << 20;
+
+thread_local! {
+    static SMALL_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn scan_file(
     scanner: &Scanner,
     path: &Path,
+    size: u64,
     opts: &ScanOptions,
     slack_users: &Mutex<HashMap<PathBuf, Arc<HashMap<String, String>>>>,
 ) -> Report {
@@ -272,6 +280,46 @@ fn scan_file(
                 }
             }
             let _ = file.rewind();
+        }
+    }
+    // Most files are small: read them whole into this thread's buffer with one allocation
+    // reused across files, instead of streaming through a fresh chunk buffer.
+    if size <= SMALL_FILE {
+        let done = SMALL_BUF.with(|cell| {
+            let Ok(mut buf) = cell.try_borrow_mut() else {
+                return false;
+            };
+            buf.clear();
+            if let Err(e) = (&mut file).take(SMALL_FILE + 1).read_to_end(&mut buf) {
+                report.notices.push(Notice {
+                    file: name.clone(),
+                    message: format!("read error: {e}"),
+                });
+                return true;
+            }
+            if buf.len() as u64 > SMALL_FILE
+                || Kind::sniff(&buf[..buf.len().min(512)]) != Kind::Text
+            {
+                return false;
+            }
+            report.files += 1;
+            report.bytes += buf.len() as u64;
+            if crate::engine::is_binary(&buf) {
+                report.binary_skipped += 1;
+            } else {
+                report.findings = scanner.scan_bytes(&buf, &origin_for(&name));
+            }
+            true
+        });
+        if done {
+            return report;
+        }
+        if file.rewind().is_err() {
+            report.notices.push(Notice {
+                file: name,
+                message: "cannot rewind after sniffing".into(),
+            });
+            return report;
         }
     }
     let mut head = [0u8; 512];
