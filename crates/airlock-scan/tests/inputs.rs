@@ -424,3 +424,61 @@ fn archive_bomb_is_refused_within_limits() {
         assert_eq!(r.findings.len(), 1, "{:?}", r.findings);
     }
 }
+
+#[test]
+fn xlsx_shared_strings_and_odt_paragraphs_are_scanned() {
+    let d = tempfile::tempdir().unwrap();
+    let strings = format!(
+        "<?xml version=\"1.0\"?><sst><si><t>service</t></si><si><t>key</t></si><si><t>{}</t></si></sst>",
+        fake("sendgrid-api-key", 20).unwrap()
+    );
+    let xlsx = write(
+        d.path(),
+        "keys.xlsx",
+        &zip_bytes(&[
+            ("[Content_Types].xml", b"<Types/>"),
+            ("xl/sharedStrings.xml", strings.as_bytes()),
+        ]),
+    );
+    let r = scan(&[xlsx], &ScanOptions::default());
+    let f = one(&r);
+    assert!(f.file.ends_with("keys.xlsx!xl/sharedStrings.xml"));
+    assert_eq!((f.line, f.rule_id.as_str()), (3, "sendgrid-api-key"));
+
+    let content = format!(
+        "<office:document-content><office:text><text:p>Notes</text:p><text:p>hf: <text:span>{}</text:span></text:p></office:text></office:document-content>",
+        fake("huggingface-token", 21).unwrap()
+    );
+    let odt = write(
+        d.path(),
+        "notes.odt",
+        &zip_bytes(&[
+            ("mimetype", b"application/vnd.oasis.opendocument.text"),
+            ("content.xml", content.as_bytes()),
+        ]),
+    );
+    let r = scan(&[odt], &ScanOptions::default());
+    let f = one(&r);
+    assert!(f.file.ends_with("notes.odt!content.xml"));
+    assert_eq!(
+        (f.line, f.column, f.rule_id.as_str()),
+        (2, 5, "huggingface-token")
+    );
+}
+
+#[test]
+fn json_escaped_webhook_in_a_plain_json_file_is_found_at_its_line() {
+    let d = tempfile::tempdir().unwrap();
+    let hook = fake("slack-webhook", 22).unwrap().replace('/', "\\/");
+    let p = write(
+        d.path(),
+        "export.json",
+        format!("{{\n  \"a\": 1,\n  \"hook\": \"{hook}\"\n}}\n").as_bytes(),
+    );
+    let r = scan(&[p], &ScanOptions::default());
+    let f = one(&r);
+    assert_eq!(
+        (f.line, f.column, f.rule_id.as_str()),
+        (3, 12, "slack-webhook")
+    );
+}
