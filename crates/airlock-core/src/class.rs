@@ -5,9 +5,7 @@ use std::str::FromStr;
 
 /// How dangerous an operation is. The derive order is the danger order, so `max()` over the
 /// parts of a request gives the class of the whole request.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OpClass {
     /// Observes state without changing it.
@@ -160,9 +158,7 @@ mod tests {
     fn an_unknown_class_word_is_refused_with_the_choices() {
         let err = OpClassSet::parse_list("read,delete").unwrap_err();
         assert!(err.to_string().contains("`delete`"));
-        assert!(err
-            .to_string()
-            .contains("read, write, destructive, privilege"));
+        assert!(err.to_string().contains("read, write, destructive, privilege"));
     }
 
     proptest! {

@@ -73,16 +73,8 @@ macro_rules! name_type {
     };
 }
 
-name_type!(
-    Name,
-    "identity name",
-    "The name of an identity: `alice`, `deploy-bot`."
-);
-name_type!(
-    EnvName,
-    "environment name",
-    "The name of an environment: `staging`, `production`."
-);
+name_type!(Name, "identity name", "The name of an identity: `alice`, `deploy-bot`.");
+name_type!(EnvName, "environment name", "The name of an environment: `staging`, `production`.");
 
 /// Who an identity is: the audit's actor kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -189,10 +189,7 @@ mod tests {
         let s = t.expose();
         assert_eq!(check(&s[..s.len() - 1]), Err(FormatError::Malformed));
         assert_eq!(check(&format!("{s}x")), Err(FormatError::Malformed));
-        assert_eq!(
-            check(&s.replacen("alk_", "alx_", 1)),
-            Err(FormatError::Malformed)
-        );
+        assert_eq!(check(&s.replacen("alk_", "alx_", 1)), Err(FormatError::Malformed));
         let mut typo = s.as_bytes().to_vec();
         typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
         let typo = String::from_utf8(typo).unwrap();
