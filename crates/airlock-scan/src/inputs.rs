@@ -180,7 +180,11 @@ pub fn scan_paths(
     let slack_users: Mutex<HashMap<PathBuf, Arc<HashMap<String, String>>>> =
         Mutex::new(HashMap::new());
     let run = || {
+        // One task per file: rayon's adaptive splitting only splits further what gets stolen,
+        // so a chunk of big files at the front would otherwise be scanned by one thread while
+        // the others idle (measured: -j2 no faster than -j1).
         jobs.par_iter()
+            .with_max_len(1)
             .map(|job| {
                 let r = scan_file(scanner, &job.path, job.size, opts, &slack_users);
                 progress.advance(job.size);
