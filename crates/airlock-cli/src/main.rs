@@ -8,6 +8,7 @@ mod cmd;
 mod context;
 mod exit;
 mod output;
+mod scan;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ enum Command {
     /// List, show, approve and deny operations waiting for a human (through the gateway's admin API).
     #[command(subcommand)]
     Approvals(cmd::approvals::ApprovalsCmd),
+    /// Find credentials in files, directories, archives, chat and wiki exports, or stdin.
+    Scan(scan::ScanArgs),
     /// Replay the incident against a fake cloud API on loopback, narrated step by step.
     Demo(cmd::demo::DemoArgs),
     /// Check policy files, show the schema, explain a decision.
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Resource(c) => cmd::resource::run(&cli.config, c, &out),
         Command::Policy(c) => cmd::policy::run(&cli.config, c, &out),
         Command::Demo(a) => cmd::demo::run(a, &out),
+        Command::Scan(a) => scan::run(a),
         Command::Approvals(c) => cmd::approvals::run(&cli.config, c, &out),
     };
     match result {

@@ -840,7 +840,12 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     let _ = gw.stop();
     let gw = Gateway::start(&h);
     let shown = approvals(&h, gw.admin, &bob, &["show", &apr]);
-    assert!(shown.stdout.contains("pending"), "{}{}", shown.stdout, shown.stderr);
+    assert!(
+        shown.stdout.contains("pending"),
+        "{}{}",
+        shown.stdout,
+        shown.stderr
+    );
 
     // The owner approves with her code; the same code cannot be used again.
     let r = approvals(
@@ -881,7 +886,6 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
         r.stderr
     );
     assert!(cloud.has("vol-prod-bookings"));
-
 
     // The identical request now passes, exactly once.
     let r = graphql(gw.proxy, "/cloud/graphql", Some(&bot), DELETE, vars.clone())
@@ -976,7 +980,10 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
         .filter(|r| r["action"] == "approval.approve" && r["decision"] == "deny")
         .count();
     assert!(refusals > 0, "the wrong code is audited: {actions:?}");
-    assert!(audit.stdout.contains("already used"), "the replayed code is audited");
+    assert!(
+        audit.stdout.contains("already used"),
+        "the replayed code is audited"
+    );
     h.run(&["audit", "verify"]).ok();
 }
 

@@ -1,0 +1,238 @@
+//! `airlock scan`: find credentials in files, directories, archives, exports and stdin.
+//!
+//! Exit codes: 0 no findings, 1 findings remain (after baseline and allowlists), 2 usage or
+//! I/O error.
+
+use airlock_scan::baseline::Baseline;
+use airlock_scan::config::Config;
+use airlock_scan::inputs::{self, Limits, NoProgress, Progress, ScanOptions};
+use airlock_scan::report;
+use anyhow::Context;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Readable text, coloured on a terminal.
+    Human,
+    /// One JSON object per finding, one per line.
+    Json,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
+}
+
+/// Arguments of `airlock scan`.
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Files, directories or archives to scan; `-` reads standard input. Default: `.`.
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Shorthand for `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Shorthand for `--format sarif`.
+    #[arg(long, conflicts_with_all = ["format", "json"])]
+    pub sarif: bool,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Skip files excluded by .gitignore/.ignore (by default they are scanned: `.env` lives there).
+    #[arg(long)]
+    pub respect_gitignore: bool,
+    /// Scanner configuration (TOML): user rules, allowlisted paths and regexes.
+    // `--rules`, not `--config`: `--config` is the global airlock.toml option.
+    #[arg(
+        long = "rules",
+        id = "scan_rules",
+        value_name = "FILE",
+        env = "AIRLOCK_SCAN_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+    /// Report only findings whose fingerprint is not in this baseline file.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Write all current findings to this baseline file (and exit 0).
+    #[arg(long)]
+    pub baseline_write: Option<PathBuf>,
+    /// How many archives deep to open.
+    #[arg(long, default_value_t = Limits::default().max_depth)]
+    pub archive_depth: u32,
+    /// Bytes one archive may expand to before it is refused as a possible archive bomb.
+    #[arg(long, default_value_t = Limits::default().max_archive_bytes)]
+    pub archive_max_bytes: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Colour: auto (on a terminal), always, never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+}
+
+struct Bar(indicatif::ProgressBar);
+
+impl Progress for Bar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+/// Runs `airlock scan`.
+pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    match run_inner(args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("airlock scan: error: {e:#}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn run_inner(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let format = if args.json {
+        Format::Json
+    } else if args.sarif {
+        Format::Sarif
+    } else {
+        args.format
+    };
+    let config = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| {
+                format!(
+                    "cannot read config `{}`; check the path given to --rules",
+                    p.display()
+                )
+            })?;
+            Config::parse(&text).with_context(|| format!("in `{}`", p.display()))?
+        }
+        None => Config::default(),
+    };
+    let scanner = config
+        .scanner()
+        .context("fix the rule in the configuration file")?;
+    let opts = ScanOptions {
+        respect_gitignore: args.respect_gitignore,
+        limits: Limits {
+            max_depth: args.archive_depth,
+            max_archive_bytes: args.archive_max_bytes,
+            ..Limits::default()
+        },
+        threads: args.threads,
+    };
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let (stdin, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        paths.into_iter().partition(|p| p.as_os_str() == "-");
+
+    let show_bar = !args.no_progress && io::stderr().is_terminal() && !files.is_empty();
+    let bar = show_bar.then(|| {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Bar(pb)
+    });
+    let progress: &dyn Progress = match &bar {
+        Some(b) => b,
+        None => &NoProgress,
+    };
+
+    let mut result = if files.is_empty() {
+        inputs::Report::default()
+    } else {
+        inputs::scan_paths(&scanner, &files, &opts, progress)
+            .context("check that the path exists and is readable")?
+    };
+    if !stdin.is_empty() {
+        let r = inputs::scan_reader(&scanner, io::stdin().lock(), "<stdin>", &opts);
+        result.findings.extend(r.findings);
+        result.notices.extend(r.notices);
+        result.files += r.files;
+        result.bytes += r.bytes;
+    }
+    if let Some(b) = bar {
+        b.0.finish_and_clear();
+    }
+    for n in &result.notices {
+        eprintln!("airlock scan: warning: {}: {}", n.file, n.message);
+    }
+
+    if let Some(path) = &args.baseline_write {
+        let f = File::create(path)
+            .with_context(|| format!("cannot write baseline `{}`", path.display()))?;
+        Baseline::of(&result.findings).write(BufWriter::new(f))?;
+        eprintln!(
+            "airlock scan: wrote {} finding(s) to baseline `{}`",
+            result.findings.len(),
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = &args.baseline {
+        let f = File::open(path).with_context(|| {
+            format!(
+                "cannot read baseline `{}`; create one with --baseline-write",
+                path.display()
+            )
+        })?;
+        let b = Baseline::read(io::BufReader::new(f))
+            .with_context(|| format!("in `{}`", path.display()))?;
+        b.filter(&mut result.findings);
+    }
+
+    let to_terminal = args.output.is_none() && io::stdout().is_terminal();
+    let color = match args.color.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => to_terminal,
+    };
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => {
+            Box::new(BufWriter::new(File::create(p).with_context(|| {
+                format!("cannot write report `{}`", p.display())
+            })?))
+        }
+        None => Box::new(BufWriter::new(io::stdout().lock())),
+    };
+    match format {
+        Format::Human => {
+            report::write_human(&mut out, &result.findings, color)?;
+            eprintln!(
+                "airlock scan: {} finding(s) in {} file(s), {:.1} MB scanned{}",
+                result.findings.len(),
+                result.files,
+                result.bytes as f64 / 1e6,
+                if result.binary_skipped > 0 {
+                    format!(", {} binary file(s) skipped", result.binary_skipped)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Format::Json => report::write_json(&mut out, &result.findings)?,
+        Format::Sarif => {
+            report::write_sarif(&mut out, &result.findings, scanner.rules(), &result.notices)?
+        }
+    }
+    out.flush()?;
+    Ok(if result.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
