@@ -348,3 +348,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn operator_policies_can_forbid_a_whole_class_group() {
+    let e = engine(&[(
+        "policies/no-destruction-for-agents.cedar",
+        r#"@id("agents-destroy-nothing")
+           forbid (principal is Airlock::Agent, action in Airlock::Action::"destructive", resource);"#,
+    )]);
+    // A named destructive action and an unknown one classified destructive are both caught.
+    for action in ["volumeDelete", "somethingNew"] {
+        let d = Case::agent(
+            "staging",
+            "read,write,destructive",
+            action,
+            OpClass::Destructive,
+            "staging",
+            false,
+        )
+        .decide(&e);
+        assert_eq!(d.code, "denied_by_policy", "{action}: {d:?}");
+    }
+    let d = Case::agent(
+        "staging",
+        "read,write,destructive",
+        "volumeCreate",
+        OpClass::Write,
+        "staging",
+        false,
+    )
+    .decide(&e);
+    assert_eq!(d.outcome, Outcome::Allow);
+}

@@ -300,18 +300,32 @@ impl SqliteStore {
 }
 
 fn append_in(tx: &Transaction<'_>, event: AuditEvent) -> Result<AuditRecord, StoreError> {
+    let mut out = append_batch_in(tx, vec![event])?;
+    out.pop()
+        .ok_or_else(|| StoreError::Corrupt("empty audit batch".into()))
+}
+
+/// Appends records in order inside the caller's transaction: the head is read once and written
+/// once per batch, and the statements are prepared once per connection (this runs for every
+/// gateway decision).
+fn append_batch_in(
+    tx: &Transaction<'_>,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<AuditRecord>, StoreError> {
     let head: Option<(u64, String)> = tx
-        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let (seq, prev) = head.unwrap_or((0, GENESIS.to_string()));
-    let rec = AuditRecord::seal(seq + 1, &prev, event);
-    let e = &rec.event;
-    tx.execute(
+    let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
+    let mut insert = tx.prepare_cached(
         "INSERT INTO audit (seq, ts_ns, actor_id, actor_kind, owner, token_id, action, resource, environment, decision, reason, prev_hash, hash, details)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
+    )?;
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        let rec = AuditRecord::seal(seq + 1, &prev, event);
+        let e = &rec.event;
+        insert.execute(params![
             rec.seq,
             ns(e.time),
             e.actor.id,
@@ -330,14 +344,19 @@ fn append_in(tx: &Transaction<'_>, event: AuditEvent) -> Result<AuditRecord, Sto
             } else {
                 serde_json::to_string(&e.details).ok()
             }
-        ],
-    )?;
-    tx.execute(
-        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        params![rec.seq, rec.hash],
-    )?;
-    Ok(rec)
+        ])?;
+        seq = rec.seq;
+        prev = rec.hash.clone();
+        out.push(rec);
+    }
+    if !out.is_empty() {
+        tx.prepare_cached(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )?
+        .execute(params![seq, prev])?;
+    }
+    Ok(out)
 }
 
 fn audit_row(r: &Row<'_>) -> rusqlite::Result<Result<AuditRecord, String>> {
@@ -851,7 +870,7 @@ impl Store for SqliteStore {
 
     fn append_audit_batch(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, StoreError> {
         // One transaction, one fsync, for the whole batch: the gateway's group commit.
-        self.write(|tx| events.into_iter().map(|e| append_in(tx, e)).collect())
+        self.write(|tx| append_batch_in(tx, events))
     }
 
     fn put_resource(&self, r: &ResourceRecord, audit: AuditEvent) -> Result<(), StoreError> {
