@@ -142,7 +142,6 @@ const GROUPS: [&str; 5] = ["read", "write", "destructive", "privilege", "admin"]
 
 /// A loaded, validated policy set with its schema.
 pub struct Engine {
-    schema: Schema,
     policies: PolicySet,
     labels: HashMap<PolicyId, String>,
     actions: BTreeMap<String, OpClass>,
@@ -274,7 +273,6 @@ impl Engine {
             }
         }
         Ok(Engine {
-            schema,
             policies,
             labels,
             actions: map,
