@@ -16,7 +16,7 @@ mod verify;
 pub use approvals::ApprovalError;
 
 pub use error::{IdentityError, IssueError, RevokeError, SecretError, VerifyError};
-pub use verify::Claims;
+pub use verify::{Claims, TokenInspection};
 
 use airlock_audit::{Actor, AuditEvent};
 use airlock_config::Config;

@@ -258,3 +258,69 @@ fn check_expiry(c: Arc<Claims>, now: OffsetDateTime) -> Result<Arc<Claims>, Veri
         Ok(c)
     }
 }
+
+/// What the authority knows of a token found somewhere it should not be (`airlock scan`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInspection {
+    /// `live`, `expired`, `revoked`, `identity_disabled`, `owner_disabled`, `not_yet_valid`,
+    /// `unknown` (not issued by this Airlock) or `malformed`.
+    pub status: &'static str,
+    /// The token's public id, when known.
+    pub token_id: Option<String>,
+    /// Whose token it is.
+    pub identity: Option<String>,
+    /// The human who answers for that identity.
+    pub owner: Option<String>,
+}
+
+impl Authority {
+    /// Looks a found token up by its hash, without auditing a verification: the answer to "is
+    /// this leaked token still dangerous, and whose is it?".
+    pub fn inspect_token(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<TokenInspection, VerifyError> {
+        let status = match self.verify(token, now) {
+            Ok(_) => "live",
+            Err(VerifyError::Malformed | VerifyError::BadChecksum) => {
+                return Ok(TokenInspection {
+                    status: "malformed",
+                    token_id: None,
+                    identity: None,
+                    owner: None,
+                })
+            }
+            Err(VerifyError::StoreUnavailable(e)) => return Err(VerifyError::StoreUnavailable(e)),
+            Err(e) => match e.code() {
+                "expired" => "expired",
+                "revoked" => "revoked",
+                "identity_disabled" => "identity_disabled",
+                "owner_disabled" => "owner_disabled",
+                "not_yet_valid" => "not_yet_valid",
+                _ => "unknown",
+            },
+        };
+        let unavailable =
+            |e: airlock_store::StoreError| VerifyError::StoreUnavailable(e.to_string());
+        let Some(rec) = self
+            .store
+            .token_by_hash(&TokenHash::of(token).to_hex())
+            .map_err(unavailable)?
+        else {
+            return Ok(TokenInspection {
+                status: "unknown",
+                token_id: None,
+                identity: None,
+                owner: None,
+            });
+        };
+        let identity = self.store.identity(&rec.identity).map_err(unavailable)?;
+        Ok(TokenInspection {
+            status,
+            token_id: Some(rec.id),
+            identity: Some(rec.identity.to_string()),
+            owner: identity.and_then(|i| i.owner).map(|o| o.to_string()),
+        })
+    }
+}
