@@ -138,6 +138,43 @@ pub struct Decision {
 /// The action the admin API decides for every administrative call (issue of tokens, approvals).
 pub const ADMINISTER: &str = "administer";
 
+/// Most cached decisions; past it the cache starts over rather than grow without bound.
+const DECISION_CACHE_CAPACITY: usize = 65_536;
+
+/// Every input field but the time, length-prefixed so no two inputs share a key. The whole
+/// input, not a hash of it: a hash collision an agent could search for offline must never turn
+/// a refused operation into a cached allow.
+fn cache_key(i: &Input<'_>) -> String {
+    use std::fmt::Write;
+    let mut k = String::with_capacity(160);
+    let mut f = |s: &str| {
+        let _ = write!(k, "{}:{s}|", s.len());
+    };
+    let p = &i.principal;
+    f(p.id);
+    f(p.kind.as_str());
+    f(p.owner.unwrap_or("\u{0}"));
+    f(p.token_id);
+    f(&p.allowed.to_string());
+    f(&p.environments.len().to_string());
+    for e in p.environments {
+        f(e.as_str());
+    }
+    f(i.action);
+    f(i.class.as_str());
+    f(if i.approval == Approval::Granted {
+        "granted"
+    } else {
+        "none"
+    });
+    let r = &i.resource;
+    f(r.kind);
+    f(r.id);
+    f(r.environment.map(EnvName::as_str).unwrap_or("\u{0}"));
+    f(if r.protected { "p" } else { "u" });
+    k
+}
+
 const GROUPS: [&str; 5] = ["read", "write", "destructive", "privilege", "admin"];
 
 /// A loaded, validated policy set with its schema.
@@ -147,6 +184,11 @@ pub struct Engine {
     actions: BTreeMap<String, OpClass>,
     schema_text: String,
     authorizer: Authorizer,
+    /// Decisions already made, by their complete input. Sound because a decision is a pure
+    /// function of its input and the (immutable) policy set, except for `context.now`: when any
+    /// policy reads the time, nothing is cached. A reload builds a new engine, so a new cache.
+    cache: std::sync::Mutex<HashMap<String, Decision>>,
+    cacheable: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -272,12 +314,18 @@ impl Engine {
                 });
             }
         }
+        // A policy that reads the clock makes decisions time-dependent: never cache then.
+        let cacheable = !policies
+            .policies()
+            .any(|p| p.to_string().contains("context.now"));
         Ok(Engine {
             policies,
             labels,
             actions: map,
             schema_text,
             authorizer: Authorizer::new(),
+            cache: std::sync::Mutex::new(HashMap::new()),
+            cacheable,
         })
     }
 
@@ -293,8 +341,23 @@ impl Engine {
 
     /// Decides one operation. Never fails: an error inside evaluation is a deny.
     pub fn decide(&self, input: &Input<'_>) -> Decision {
+        let key = self.cacheable.then(|| cache_key(input));
+        if let Some(k) = &key {
+            if let Some(d) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
+                return d.clone();
+            }
+        }
         match self.evaluate(input) {
-            Ok(d) => d,
+            Ok(d) => {
+                if let Some(k) = key {
+                    let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                    if c.len() >= DECISION_CACHE_CAPACITY {
+                        c.clear();
+                    }
+                    c.insert(k, d.clone());
+                }
+                d
+            }
             Err(message) => deny(
                 "policy_error",
                 format!(
@@ -435,7 +498,9 @@ impl Engine {
         if let Some(err) = response.diagnostics().errors().next() {
             return Err(err.to_string());
         }
-        let ids: Vec<String> = response
+        // Sorted: Cedar reports deciding policies in no particular order, and audit records
+        // and error bodies should not change from one identical request to the next.
+        let mut ids: Vec<String> = response
             .diagnostics()
             .reason()
             .map(|id| {
@@ -445,6 +510,7 @@ impl Engine {
                     .unwrap_or_else(|| id.to_string())
             })
             .collect();
+        ids.sort();
         Ok(match response.decision() {
             cedar_policy::Decision::Allow => Decision {
                 outcome: Outcome::Allow,

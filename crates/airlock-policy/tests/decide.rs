@@ -380,3 +380,62 @@ fn operator_policies_can_forbid_a_whole_class_group() {
     .decide(&e);
     assert_eq!(d.outcome, Outcome::Allow);
 }
+
+#[test]
+fn cached_decisions_never_outlive_a_policy_that_reads_the_clock() {
+    let e = engine(&[(
+        "policies/office-hours.cedar",
+        r#"@id("freeze-after") forbid (principal, action, resource) when { context.now > 1800000100 };"#,
+    )]);
+    let c = Case::agent("staging", "read", "volume", OpClass::Read, "staging", false);
+    let at = |now: i64| {
+        e.decide(&Input {
+            principal: Principal {
+                id: "bot",
+                kind: IdentityKind::Agent,
+                owner: Some("alice"),
+                token_id: "tok_0000000000000001",
+                environments: &c.token_envs,
+                allowed: c.allowed,
+            },
+            action: c.action,
+            class: c.class,
+            resource: Resource {
+                kind: "volume",
+                id: "vol-1",
+                environment: c.resource_env.as_ref(),
+                protected: false,
+            },
+            approval: Approval::None,
+            now,
+        })
+    };
+    assert_eq!(at(1_800_000_000).outcome, Outcome::Allow);
+    assert_eq!(
+        at(1_800_000_000).outcome,
+        Outcome::Allow,
+        "same answer twice"
+    );
+    assert_eq!(
+        at(1_800_000_200).code,
+        "denied_by_policy",
+        "the clock moved: no stale cached allow"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, .. ProptestConfig::default() })]
+    /// One engine answering a sequence of inputs (so its decision cache is warm) gives exactly
+    /// the answers a fresh engine gives.
+    #[test]
+    fn the_decision_cache_never_changes_an_answer(
+        seq in prop::collection::vec((prop::sample::select(vec!["staging", "production"]), prop::sample::select(vec!["staging", "production"]), 0u8..16, any::<bool>()), 1..12)
+    ) {
+        let warm = engine(&[]);
+        for (token_env, res_env, allowed, protected) in seq {
+            let allowed_set: OpClassSet = OpClass::ALL.into_iter().filter(|c| allowed & (1 << (*c as u8)) != 0).collect();
+            let c = Case { kind: IdentityKind::Agent, token_envs: vec![env(token_env)], allowed: allowed_set, action: "volumeDelete", class: OpClass::Destructive, resource_env: Some(env(res_env)), protected, approval: Approval::None };
+            prop_assert_eq!(c.decide(&warm), c.decide(&engine(&[])));
+        }
+    }
+}
