@@ -25,6 +25,17 @@ pub enum ApprovalError {
     /// The code was wrong, malformed or already used.
     #[error("refused: {0}")]
     Totp(#[from] TotpError),
+    /// Too many wrong codes: the second factor is locked for a while.
+    #[error("refused: too many wrong TOTP codes for `{0}`; second-factor checks are locked for 15 minutes (the attempts are in the audit log)")]
+    Locked(Name),
+    /// The approver's token does not cover the operation's environment.
+    #[error("refused: your token is for {token_envs}, but this operation is in {needed}; approve with a token for {needed}")]
+    OutOfScope {
+        /// The approver token's environments.
+        token_envs: String,
+        /// The approval's environment(s).
+        needed: String,
+    },
     /// The code's time step was already used (checked atomically in the store).
     #[error("refused: that TOTP code was already used; wait for the next code")]
     Replayed,
@@ -53,6 +64,11 @@ pub enum ApprovalError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Wrong codes tolerated within [`TOTP_WINDOW`] before the second factor locks.
+const MAX_FAILURES: u32 = 5;
+/// How long failures are remembered, and so how long a lock lasts.
+const TOTP_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 fn totp_context(name: &str) -> Vec<u8> {
     airlock_seal::context(&format!("totp/{name}"), "totp")
@@ -100,6 +116,43 @@ impl Authority {
     }
 
     fn check_totp(&self, key: &MasterKey, name: &Name, code: &str) -> Result<(), ApprovalError> {
+        // Six digits are guessable without a limit: after MAX_FAILURES wrong codes within the
+        // window, the identity's second factor is locked. Counted per identity, so spreading
+        // guesses over connections does not help.
+        let now = std::time::Instant::now();
+        {
+            let mut f = self.totp_failures.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((count, since)) = f.get(name.as_str()) {
+                if now.duration_since(*since) > TOTP_WINDOW {
+                    f.remove(name.as_str());
+                } else if *count >= MAX_FAILURES {
+                    return Err(ApprovalError::Locked(name.clone()));
+                }
+            }
+        }
+        let r = self.check_totp_once(key, name, code);
+        if matches!(
+            r,
+            Err(ApprovalError::Totp(_)) | Err(ApprovalError::Replayed)
+        ) {
+            let mut f = self.totp_failures.lock().unwrap_or_else(|p| p.into_inner());
+            let e = f.entry(name.to_string()).or_insert((0, now));
+            e.0 += 1;
+        } else if r.is_ok() {
+            self.totp_failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name.as_str());
+        }
+        r
+    }
+
+    fn check_totp_once(
+        &self,
+        key: &MasterKey,
+        name: &Name,
+        code: &str,
+    ) -> Result<(), ApprovalError> {
         let rec = self
             .store
             .totp(name.as_str())?
@@ -221,6 +274,24 @@ impl Authority {
                 .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
             if rec.requester == approver.identity.as_str() {
                 return Err(ApprovalError::Requester(approver.identity.clone()));
+            }
+            // An approver answers for the environments their own token covers: a staging
+            // token does not approve production deletes.
+            let covered = rec
+                .environment
+                .split(',')
+                .filter(|e| !e.is_empty())
+                .all(|e| approver.environments.iter().any(|t| t.as_str() == e));
+            if !covered {
+                return Err(ApprovalError::OutOfScope {
+                    token_envs: approver
+                        .environments
+                        .iter()
+                        .map(|e| e.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    needed: rec.environment.clone(),
+                });
             }
             second_factor(approver)?;
             Ok(rec)

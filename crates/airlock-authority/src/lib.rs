@@ -126,6 +126,9 @@ pub struct Authority {
     config: Config,
     clock: Arc<dyn Clock>,
     cache: verify::Cache,
+    /// Wrong TOTP codes per identity: (count, first failure in the window). In memory: a restart
+    /// forgets them, which costs an attacker a restart they cannot cause.
+    totp_failures: std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -161,6 +164,7 @@ impl Authority {
             config,
             clock,
             cache: verify::Cache::default(),
+            totp_failures: Default::default(),
         }
     }
 

@@ -532,6 +532,19 @@ impl OpCx<'_> {
             return Err("field without a name".into());
         };
         let name = name.text().to_string();
+        // GraphQL forbids repeating an argument, but an upstream that skips validation might
+        // take the last copy while we read the first: refuse to guess.
+        let mut seen = std::collections::HashSet::new();
+        for a in f.arguments().iter().flat_map(|a| a.arguments()) {
+            if let Some(n) = a.name() {
+                if !seen.insert(n.text().to_string()) {
+                    return Err(format!(
+                        "argument `{}` of `{name}` is given twice",
+                        n.text()
+                    ));
+                }
+            }
+        }
         let r = self.rules;
         if INTROSPECTION_FIELDS.contains(&name.as_str()) {
             return Ok(Operation {
@@ -587,9 +600,15 @@ impl OpCx<'_> {
             }
             cst::Value::ObjectValue(o) => {
                 let (first, tail) = rest.split_first()?;
-                let field = o
+                let mut matching = o
                     .object_fields()
-                    .find(|f| f.name().is_some_and(|n| n.text() == first.as_str()))?;
+                    .filter(|f| f.name().is_some_and(|n| n.text() == first.as_str()));
+                let field = matching.next()?;
+                // A repeated input field is ambiguous: no resource id, so the resource counts
+                // as unknown (the most protected environment).
+                if matching.next().is_some() {
+                    return None;
+                }
                 self.resolve(&field.value()?, tail, hops)
             }
             _ if !rest.is_empty() => None,

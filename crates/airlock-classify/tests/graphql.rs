@@ -480,3 +480,44 @@ fn deeply_nested_values_do_not_overflow() {
     );
     assert_eq!(actions(&gql(&rs, &json(&doc))), [UNCLASSIFIABLE]);
 }
+
+#[test]
+fn a_repeated_argument_or_input_field_is_never_read_as_its_first_copy() {
+    let rules = airlock_classify::RuleSet::from_toml(
+        include_str!("../../../rules/cloud-graphql.toml"),
+        std::path::Path::new("cloud-graphql.toml"),
+    )
+    .unwrap();
+    let headers = {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        h
+    };
+    let classify = |q: &str| {
+        let body = serde_json::json!({ "query": q }).to_string();
+        rules.classify(&airlock_classify::HttpRequest {
+            method: "POST",
+            path_and_query: "/graphql",
+            headers: &headers,
+            body: Some(body.as_bytes()),
+        })
+    };
+    let c = classify(r#"mutation { volumeDelete(volumeId: "vol-stg-1", volumeId: "vol-prod-1") }"#);
+    assert_eq!(c.class(), airlock_core::OpClass::Destructive);
+    assert!(
+        c.operations
+            .iter()
+            .all(|o| o.resource_id.as_deref() != Some("vol-stg-1")),
+        "{c:?}"
+    );
+    let c = classify(
+        r#"mutation { volumeBackupRestore(input: {volumeId: "vol-stg-1", volumeId: "vol-prod-1"}) }"#,
+    );
+    assert!(
+        c.operations.iter().all(|o| o.resource_id.is_none()),
+        "{c:?}"
+    );
+}

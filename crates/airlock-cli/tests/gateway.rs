@@ -1085,3 +1085,98 @@ async fn approval_requests_are_announced_to_slack_and_a_signed_webhook() {
     );
     assert!(!audit.stdout.contains("slacktokenpart"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_factors_lock_after_repeated_guesses_and_approvers_need_the_environment() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    h.run(&["identity", "add", "bob", "--kind", "human"]).ok();
+    h.run(&["identity", "add", "carol", "--kind", "human"]).ok();
+    let bob_totp = enrol(&h, "bob");
+    let carol_totp = enrol(&h, "carol");
+    let bot = token(&h, "prod-bot", "production", "read,write,destructive");
+    let bob = h
+        .run(&[
+            "token",
+            "issue",
+            "--identity",
+            "bob",
+            "--env",
+            "production",
+            "--allow",
+            "read",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let carol = h
+        .run(&[
+            "token",
+            "issue",
+            "--identity",
+            "carol",
+            "--env",
+            "staging",
+            "--allow",
+            "read",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let gw = Gateway::start(&h);
+    // A token in the query string never reaches the audit log.
+    let path = format!("/cloud/graphql?access_token={bot}");
+    let r = graphql(
+        gw.proxy,
+        &path,
+        Some(&bot),
+        DELETE,
+        serde_json::json!({"id": "vol-prod-bookings"}),
+    )
+    .await
+    .unwrap();
+    let apr = r.json()["approval"].as_str().unwrap().to_string();
+
+    // A staging approver cannot approve a production operation.
+    let r = approvals(
+        &h,
+        gw.admin,
+        &carol,
+        &["approve", &apr, "--totp", &carol_totp.code_at(now())],
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("this operation is in production"),
+        "{}",
+        r.stderr
+    );
+
+    // Guessing is cut off: after five wrong codes even the right one is refused.
+    let right = bob_totp.code_at(now());
+    let wrong: Vec<String> = (0..5)
+        .map(|i| format!("{:06}", (right.parse::<u32>().unwrap() + 1 + i) % 1_000_000))
+        .collect();
+    for w in &wrong {
+        let r = approvals(&h, gw.admin, &bob, &["approve", &apr, "--totp", w]);
+        assert_eq!(r.code, 1, "{}", r.stdout);
+    }
+    let r = approvals(&h, gw.admin, &bob, &["approve", &apr, "--totp", &right]);
+    assert_ne!(
+        r.code, 0,
+        "a locked second factor must refuse even the right code"
+    );
+    assert!(
+        r.stderr.contains("too many wrong TOTP codes"),
+        "{}",
+        r.stderr
+    );
+    let _ = gw.stop();
+    let audit = h.run(&["audit", "list", "--json"]).ok();
+    assert!(
+        !audit.stdout.contains(&bot),
+        "a token from a URL reached the audit log"
+    );
+    assert!(audit.stdout.contains("alk_[redacted]"), "{}", audit.stdout);
+}

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -184,9 +184,10 @@ async fn approvals_api(shared: Arc<Shared>, req: Request<Incoming>) -> Response<
                         E::Totp(_) | E::Replayed | E::NoTotp(_) => {
                             (StatusCode::FORBIDDEN, "second_factor_refused")
                         }
-                        E::NotHuman { .. } | E::Requester(_) => {
+                        E::NotHuman { .. } | E::Requester(_) | E::OutOfScope { .. } => {
                             (StatusCode::FORBIDDEN, "not_an_approver")
                         }
+                        E::Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "second_factor_locked"),
                         E::State(_) => (StatusCode::CONFLICT, "not_pending"),
                         _ => (StatusCode::SERVICE_UNAVAILABLE, "internal"),
                     };
@@ -246,8 +247,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 
 /// Serves the admin endpoints until `stop`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let builder = crate::server_builder();
+    // Monitoring and a few humans: a small cap keeps a flood here from starving the proxy.
+    let slots = Arc::new(tokio::sync::Semaphore::new(256));
     loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => return,
+            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
         let accepted = tokio::select! {
             _ = stop.changed() => return,
             a = listener.accept() => a,
@@ -258,6 +265,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
         let conn = builder
             .serve_connection(TokioIo::new(stream), svc)
             .into_owned();
-        tokio::spawn(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
     }
 }

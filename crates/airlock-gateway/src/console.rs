@@ -381,6 +381,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
             )),
         );
     }
+    let session_id = cookie_session(&req);
     let Some((claims, csrf)) = current(&shared, &req) else {
         if method == http::Method::GET && (path == "/console" || path == "/console/") {
             return login_page("");
@@ -413,8 +414,8 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
                 return html(StatusCode::FORBIDDEN, page("Refused", "<p class=\"deny\">The form's CSRF token is missing or wrong; reload the console and try again.</p>"));
             }
             if p == "/console/logout" {
-                if let Some(id) = cookie_session_from_path(&shared, &claims) {
-                    shared.sessions.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                if let Some(id) = &session_id {
+                    shared.sessions.map.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
                 }
                 return redirect("/console", Some(format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0")));
             }
@@ -445,21 +446,4 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         }
         _ => html(StatusCode::NOT_FOUND, page("Not found", "<p>No such page.</p>")),
     }
-}
-
-fn cookie_session_from_path(shared: &Shared, claims: &airlock_authority::Claims) -> Option<String> {
-    // Sign-out ends every session of this human: simpler than threading the id through, and what
-    // a human who signs out wants.
-    let map = shared
-        .sessions
-        .map
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let auth = shared.decider.authority();
-    map.iter()
-        .find(|(_, s)| {
-            auth.verify(&s.token, auth.now())
-                .is_ok_and(|c| c.identity == claims.identity)
-        })
-        .map(|(id, _)| id.clone())
 }

@@ -45,6 +45,14 @@ fn json_error(
     resp
 }
 
+/// Headers some frameworks (Symfony, IIS, some Java stacks) route on instead of the request line.
+const REWRITE_HEADERS: [&str; 4] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-prefix",
+];
+
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
@@ -210,8 +218,13 @@ pub async fn handle(
     // A request that may need a human's approval is bound to its exact body, so the body must be
     // read (within the same limit) before deciding; a larger one is refused, never passed unread.
     let (buffered, stream) = match (buffered, stream) {
+        // Whether a body follows is asked of the stream itself, not of the headers: an HTTP/2
+        // request carries a body with neither Content-Length nor Transfer-Encoding. A GraphQL
+        // endpoint's body is read whatever the method, so a GET cannot smuggle a mutation in it.
         (None, Some(body))
-            if classification.class() >= airlock_core::OpClass::Destructive && has_body(&parts) =>
+            if !hyper::body::Body::is_end_stream(&body)
+                && (classification.class() >= airlock_core::OpClass::Destructive
+                    || upstream.rules.needs_body("POST", &pq, &parts.headers)) =>
         {
             match Limited::new(body, max).collect().await {
                 Ok(c) => {
@@ -240,7 +253,7 @@ pub async fn handle(
     let summary = format!(
         "{} {} ({})",
         classification.effective_method,
-        classification.normalized_path,
+        redact_tokens(&classification.normalized_path),
         classification
             .operations
             .iter()
@@ -253,7 +266,10 @@ pub async fn handle(
         "method".to_string(),
         classification.effective_method.clone(),
     );
-    details.insert("path".to_string(), classification.normalized_path.clone());
+    details.insert(
+        "path".to_string(),
+        redact_tokens(&classification.normalized_path),
+    );
     let verdict = shared
         .decider
         .decide(
@@ -283,7 +299,22 @@ pub async fn handle(
     );
     let mut out = Request::builder().method(parts.method.clone()).uri(uri);
     if let Some(h) = out.headers_mut() {
+        // Headers the client names in `Connection` are hop-by-hop too (RFC 9110 7.6.1), and
+        // URL-rewrite headers would let an upstream framework route to a path that was never
+        // classified.
+        let named: Vec<String> = parts
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
         for (name, value) in parts.headers.iter() {
+            if named.iter().any(|n| n == name.as_str()) || REWRITE_HEADERS.contains(&name.as_str())
+            {
+                continue;
+            }
             if HOP_BY_HOP.contains(&name.as_str())
                 || name == header::AUTHORIZATION
                 || name == header::HOST
@@ -350,14 +381,6 @@ pub async fn handle(
     }
 }
 
-fn has_body(parts: &http::request::Parts) -> bool {
-    parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes() != b"0")
-        || parts.headers.contains_key(header::TRANSFER_ENCODING)
-}
-
 fn too_large(max: usize) -> Response<Body> {
     json_error(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -366,4 +389,31 @@ fn too_large(max: usize) -> Response<Body> {
         "send smaller requests (split a batch)",
         serde_json::Value::Null,
     )
+}
+
+/// Replaces anything shaped like an Airlock token (`alk_` + 49 base62 characters) so a token a
+/// client put in a URL never reaches the audit log.
+pub fn redact_tokens(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(b"alk_") {
+            let end = i
+                + 4
+                + b[i + 4..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .count();
+            if end - i >= 20 {
+                out.push_str("alk_[redacted]");
+                i = end;
+                continue;
+            }
+        }
+        let ch = s[i..].chars().next().unwrap_or('?');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
 }

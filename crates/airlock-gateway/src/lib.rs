@@ -244,6 +244,20 @@ impl Running {
     }
 }
 
+/// The connection settings every listener uses: a client that opens a connection and never
+/// finishes its request headers is cut off, so idle sockets cannot exhaust the connection limit.
+pub(crate) fn server_builder() -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    b.http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    b
+}
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -253,7 +267,7 @@ async fn accept_loop(
     grace: Duration,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let builder = crate::server_builder();
     loop {
         let permit = tokio::select! {
             _ = stop.changed() => break,
