@@ -93,7 +93,7 @@ impl Admin {
         let resp = client.request(req).await.map_err(|e| {
             fail(
                 ENVIRONMENT,
-                format!("cannot reach the gateway's admin API at {} ({e}); is `airlock serve` running? pass `--admin URL` otherwise", self.base),
+                format!("cannot reach the gateway's admin API at {} ({e}); is `airlock serve` running? set AIRLOCK_ADMIN_URL otherwise", self.base),
             )
         })?;
         let status = resp.status().as_u16();
