@@ -17,9 +17,21 @@ pub use cache::{CacheStats, Classifier};
 /// The tag of a statement that could not be classified at all.
 pub const UNCLASSIFIABLE: &str = "UNCLASSIFIABLE";
 
-/// Stack for the thread that runs the parser: libpg_query and the tree conversion recurse once
-/// per nesting level, and a hostile input must hit a depth limit, not the end of the stack.
-const PARSE_STACK: usize = 64 << 20;
+/// Stack for the thread that runs the parser: libpg_query's tree output recurses once per
+/// nesting level (about 2.4 KiB a level in a debug build), so a hostile input must be stopped by
+/// [`MAX_NESTING`] well before the end of the stack. Reserved, not committed: untouched pages
+/// cost nothing.
+const PARSE_STACK: usize = 128 << 20;
+
+/// Most tokens that may stand in one comma-separated segment, counted over all enclosing
+/// parentheses (see [`nesting_bound`]). A parse tree is at most a few nodes deeper than this, so
+/// the C recursion stays within [`PARSE_STACK`]. Legitimate queries are far below it; the
+/// protobuf decoder already refuses trees more than 100 messages deep.
+const MAX_NESTING: usize = 5_000;
+
+/// Texts this short cannot nest deeply enough to exhaust [`PARSE_STACK`] even at one level per
+/// byte, so the extra scan is skipped for them.
+const SHORT: usize = 16 << 10;
 
 /// How the classifier is tuned; the gateway reads it from TOML.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -130,6 +142,17 @@ pub fn classify_execute(name: &str) -> Statement {
 
 /// The classification itself, on the current thread.
 fn classify_here(sql: &str, cfg: &SqlConfig) -> SqlClassification {
+    if sql.len() > SHORT {
+        match nesting_bound(sql) {
+            Ok(n) if n <= MAX_NESTING => {}
+            Ok(n) => {
+                return unclassifiable(format!(
+                    "query nests up to {n} tokens deep, over the {MAX_NESTING} limit"
+                ))
+            }
+            Err(e) => return unclassifiable(format!("cannot scan: {e}")),
+        }
+    }
     let parsed = match pg_query::parse(sql) {
         Ok(p) => p,
         Err(e) => return unclassifiable(format!("cannot parse: {e}")),
@@ -195,6 +218,42 @@ fn statement(tree: &serde_json::Value, fingerprint: String, cfg: &SqlConfig) -> 
         prepared: w.prepared,
         executes: w.executes,
     }
+}
+
+/// An upper bound (up to a small factor) on how deep the parse tree of `sql` can be, from the
+/// scanner's flat token list: the tokens since the last comma or semicolon at each parenthesis
+/// level, plus one per open parenthesis, summed over the open levels. Every level of a parse
+/// tree consumes at least one token of its own that no comma separates from its children, so a
+/// long `1 + 1 + ...` or `- - - 1` chain counts fully, while long lists (`VALUES`, `IN (...)`)
+/// do not accumulate.
+fn nesting_bound(sql: &str) -> Result<usize, pg_query::Error> {
+    use pg_query::protobuf::Token;
+    let scanned = pg_query::scan(sql)?;
+    // One counter per open parenthesis level, the outermost first.
+    let mut levels: Vec<usize> = vec![0];
+    let mut total = 0usize;
+    let mut max = 0usize;
+    for t in &scanned.tokens {
+        if t.token == Token::Ascii40 as i32 {
+            levels.push(0);
+            total += 1;
+        } else if t.token == Token::Ascii41 as i32 {
+            if levels.len() > 1 {
+                let inner = levels.pop().unwrap_or(0);
+                total = total.saturating_sub(inner + 1);
+            }
+        } else if t.token == Token::Ascii44 as i32 || t.token == Token::Ascii59 as i32 {
+            if let Some(current) = levels.last_mut() {
+                total = total.saturating_sub(*current);
+                *current = 0;
+            }
+        } else if let Some(current) = levels.last_mut() {
+            *current += 1;
+            total += 1;
+        }
+        max = max.max(total);
+    }
+    Ok(max)
 }
 
 /// The text of one statement: libpg_query gives byte offsets, and a length of 0 for the last
