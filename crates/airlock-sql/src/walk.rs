@@ -48,10 +48,12 @@ pub(crate) fn walk(stmt: &Value, safe_functions: &[String], max_depth: usize) ->
     };
     w.value(stmt, 0);
     let mut out = w.out;
-    // A name that a WITH clause defines is not a table in this statement.
+    // A name that a WITH clause defines is not a table where it is read. A write target with
+    // that name is still the real table (a CTE cannot be written to), so only reads are dropped.
     let ctes = w.ctes;
     out.ops.retain(|o| {
         !(o.resource_kind == "table"
+            && o.class == OpClass::Read
             && o.resource_id
                 .as_deref()
                 .is_some_and(|id| ctes.iter().any(|c| c == id)))
@@ -205,6 +207,9 @@ impl Walker<'_> {
         if self.plan_only && matches!(class, OpClass::Write | OpClass::Destructive) {
             // Planned, not run: EXPLAIN without ANALYZE never executes the statement.
             class = OpClass::Read;
+            self.note(format!(
+                "{tag} under EXPLAIN without ANALYZE is only planned: read"
+            ));
         }
         if !wrapper {
             self.raise(class);
