@@ -681,18 +681,33 @@ fn is_dml(kind: &str) -> bool {
 
 /// The target of an UPDATE, DELETE or MERGE, for deciding whether a condition restricts it.
 struct Target {
+    /// The target table's name as written (without schema).
+    relname: String,
     /// The names its columns can be qualified with: the table name and its alias.
     names: Vec<String>,
     /// Whether other relations (FROM, USING, a MERGE source) are in scope: then an unqualified
-    /// column may be theirs, so it does not count as restricting the target.
+    /// column may be theirs or the target's.
     others: bool,
+}
+
+/// The columns of an expression that may belong to the target.
+#[derive(Debug, Default, PartialEq)]
+struct Cols {
+    /// Names of columns that may be the target's: qualified with its name or alias, or
+    /// unqualified (sorted, deduplicated).
+    possible: Vec<String>,
+    /// Whether at least one column certainly is the target's (qualified, or unqualified with
+    /// no other relation in scope).
+    definite: bool,
 }
 
 impl Target {
     fn of(b: &Map<String, Value>, others: bool) -> Target {
         let mut names = Vec::new();
+        let mut relname = String::new();
         if let Some(Value::Object(rel)) = b.get("relation") {
             if let Some(n) = str_field(rel, "relname") {
+                relname = n.to_string();
                 names.push(n.to_string());
             }
             if let Some(Value::Object(alias)) = rel.get("alias") {
@@ -701,7 +716,11 @@ impl Target {
                 }
             }
         }
-        Target { names, others }
+        Target {
+            relname,
+            names,
+            others,
+        }
     }
 
     /// Whether the expression (node `kind` with body `e`) is a condition that can be false for
@@ -730,22 +749,19 @@ impl Target {
                 let k = e.get("kind").and_then(Value::as_i64).unwrap_or(0);
                 let left = self.columns(e.get("lexpr"));
                 let right = self.columns(e.get("rexpr"));
-                if left.is_empty() && right.is_empty() {
+                if !(left.definite || right.definite) {
                     return false;
                 }
-                if left == right {
-                    // `x = x`, `x = x + 0`: both sides move together, not a filter on data.
+                if left.possible == right.possible {
+                    // `x = x`, `x = x + 0`, `x = (SELECT x)`: both sides may move together.
                     return false;
                 }
                 let like = k == AExprKind::AexprLike as i64 || k == AExprKind::AexprIlike as i64;
-                if like && only_percent(e.get("rexpr")) {
-                    return false;
-                }
-                true
+                !(like && only_percent(e.get("rexpr")))
             }
-            "NullTest" | "BooleanTest" => !self.columns(e.get("arg")).is_empty(),
-            "ColumnRef" => self.column(e).is_some(),
-            "FuncCall" => !self.columns(e.get("args")).is_empty(),
+            "NullTest" | "BooleanTest" => self.columns(e.get("arg")).definite,
+            "ColumnRef" => self.columns_of_ref(e).definite,
+            "FuncCall" => self.columns(e.get("args")).definite,
             "TypeCast" => e
                 .get("arg")
                 .and_then(unwrap_node)
@@ -753,16 +769,22 @@ impl Target {
             "CurrentOfExpr" => true,
             "SubLink" => {
                 let t = e.get("sub_link_type").and_then(Value::as_i64).unwrap_or(0);
+                // A subquery that reads the target itself (`id IN (SELECT id FROM t)`) can
+                // select every row.
+                if reads_relation(e.get("subselect"), &self.relname, 0) {
+                    return false;
+                }
                 if t == SubLinkType::ExistsSublink as i64 {
-                    // Correlated EXISTS: the subquery names a column of the target.
+                    // Correlated EXISTS: the subquery names a column of the target, qualified.
                     let inner = Target {
+                        relname: self.relname.clone(),
                         names: self.names.clone(),
                         others: true,
                     };
-                    !inner.columns(e.get("subselect")).is_empty()
+                    inner.columns(e.get("subselect")).definite
                 } else if t == SubLinkType::AnySublink as i64 || t == SubLinkType::AllSublink as i64
                 {
-                    !self.columns(e.get("testexpr")).is_empty()
+                    self.columns(e.get("testexpr")).definite
                 } else {
                     false
                 }
@@ -771,18 +793,19 @@ impl Target {
         }
     }
 
-    /// The target's columns an expression mentions (by column name).
-    fn columns(&self, v: Option<&Value>) -> Vec<String> {
-        let mut out = Vec::new();
+    /// The columns of an expression that may be the target's, including inside subqueries
+    /// (an unqualified name there may still be the target's: `id = (SELECT id)`).
+    fn columns(&self, v: Option<&Value>) -> Cols {
+        let mut out = Cols::default();
         if let Some(v) = v {
             self.collect_columns(v, &mut out, 0);
         }
-        out.sort();
-        out.dedup();
+        out.possible.sort();
+        out.possible.dedup();
         out
     }
 
-    fn collect_columns(&self, v: &Value, out: &mut Vec<String>, depth: usize) {
+    fn collect_columns(&self, v: &Value, out: &mut Cols, depth: usize) {
         // The statement walk has its own depth limit; this bound only keeps the recursion finite.
         if depth > 2000 {
             return;
@@ -793,9 +816,9 @@ impl Target {
                 .for_each(|x| self.collect_columns(x, out, depth + 1)),
             Value::Object(m) => {
                 if let Some(("ColumnRef", c)) = wrapped(m) {
-                    if let Some(name) = self.column(c) {
-                        out.push(name);
-                    }
+                    let one = self.columns_of_ref(c);
+                    out.possible.extend(one.possible);
+                    out.definite |= one.definite;
                     return;
                 }
                 m.values()
@@ -805,14 +828,43 @@ impl Target {
         }
     }
 
-    /// The column name when a ColumnRef can refer to the target.
-    fn column(&self, c: &Map<String, Value>) -> Option<String> {
+    fn columns_of_ref(&self, c: &Map<String, Value>) -> Cols {
         let fields = strings(c.get("fields"));
         match fields.as_slice() {
-            [] => None,
-            [name] => (!self.others).then(|| name.clone()),
-            [.., qualifier, name] => self.names.contains(qualifier).then(|| name.clone()),
+            [name] => Cols {
+                possible: vec![name.clone()],
+                definite: !self.others,
+            },
+            [.., qualifier, name] if self.names.contains(qualifier) => Cols {
+                possible: vec![name.clone()],
+                definite: true,
+            },
+            _ => Cols::default(),
         }
+    }
+}
+
+/// Whether a subtree reads the table `relname` (a RangeVar with that name).
+fn reads_relation(v: Option<&Value>, relname: &str, depth: usize) -> bool {
+    let Some(v) = v else {
+        return false;
+    };
+    if depth > 2000 {
+        // Too deep to tell: assume it does (the caller then does not count it as restricting).
+        return true;
+    }
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .any(|x| reads_relation(Some(x), relname, depth + 1)),
+        Value::Object(m) => {
+            if let Some(("RangeVar", r)) = wrapped(m) {
+                return str_field(r, "relname") == Some(relname);
+            }
+            m.values()
+                .any(|x| reads_relation(Some(x), relname, depth + 1))
+        }
+        _ => false,
     }
 }
 
