@@ -157,3 +157,20 @@ fn fingerprint_ignores_constants() {
     let b = classify("select * from t where id = 2", &SqlConfig::default());
     assert_eq!(a.statements[0].fingerprint, b.statements[0].fingerprint);
 }
+
+#[test]
+fn resource_names_are_the_identifiers_postgresql_resolves() {
+    let c = classify(
+        r#"DROP TABLE U&"b\006Fokings"; SELECT * FROM "Public"."Bookings"; select * from PUBLIC.BOOKINGS"#,
+        &SqlConfig::default(),
+    );
+    let ids: Vec<Option<&str>> = c.operations().map(|o| o.resource_id.as_deref()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            Some("bookings"),
+            Some("Public.Bookings"),
+            Some("public.bookings")
+        ]
+    );
+}
