@@ -8,6 +8,7 @@
 
 mod cache;
 mod functions;
+mod parser;
 mod walk;
 
 pub use airlock_classify::Operation;
@@ -16,22 +17,6 @@ pub use cache::{CacheStats, Classifier};
 
 /// The tag of a statement that could not be classified at all.
 pub const UNCLASSIFIABLE: &str = "UNCLASSIFIABLE";
-
-/// Stack for the thread that runs the parser: libpg_query's tree output recurses once per
-/// nesting level (about 2.4 KiB a level in a debug build), so a hostile input must be stopped by
-/// [`MAX_NESTING`] well before the end of the stack. Reserved, not committed: untouched pages
-/// cost nothing.
-const PARSE_STACK: usize = 128 << 20;
-
-/// Most tokens that may stand in one comma-separated segment, counted over all enclosing
-/// parentheses (see [`nesting_bound`]). A parse tree is at most a few nodes deeper than this, so
-/// the C recursion stays within [`PARSE_STACK`]. Legitimate queries are far below it; the
-/// protobuf decoder already refuses trees more than 100 messages deep.
-const MAX_NESTING: usize = 5_000;
-
-/// Texts this short cannot nest deeply enough to exhaust [`PARSE_STACK`] even at one level per
-/// byte, so the extra scan is skipped for them.
-const SHORT: usize = 16 << 10;
 
 /// How the classifier is tuned; the gateway reads it from TOML.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -104,8 +89,10 @@ impl SqlClassification {
 
 /// Classifies every statement of `sql`.
 ///
-/// Never panics and never aborts the process on hostile input: the parse runs on its own thread
-/// with a large stack, and any failure is one destructive statement with a note.
+/// Never panics and never aborts the process on hostile input: the C parser runs on a pool of
+/// threads with a large stack behind a nesting bound, and any failure is one destructive
+/// statement with a note. Blocks the calling thread for the parse (typically well under a
+/// millisecond); an async caller with long queries may prefer `spawn_blocking`.
 pub fn classify(sql: &str, cfg: &SqlConfig) -> SqlClassification {
     if sql.len() > cfg.max_bytes {
         return unclassifiable(format!(
@@ -114,18 +101,18 @@ pub fn classify(sql: &str, cfg: &SqlConfig) -> SqlClassification {
             cfg.max_bytes
         ));
     }
-    let run = std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("airlock-sql-parse".to_string())
-            .stack_size(PARSE_STACK)
-            .spawn_scoped(scope, || classify_here(sql, cfg))
-            .map(|h| h.join())
-    });
-    match run {
-        Ok(Ok(c)) => c,
-        Ok(Err(_)) => unclassifiable("the parser failed".to_string()),
-        Err(e) => unclassifiable(format!("cannot start the parser thread: {e}")),
-    }
+    let parsed = match parser::parse(sql) {
+        Ok(p) => p,
+        Err(why) => return unclassifiable(why),
+    };
+    let statements = parsed
+        .into_iter()
+        .map(|p| match serde_json::to_value(&p.stmt) {
+            Ok(tree) => statement(&tree, p.fingerprint, cfg),
+            Err(e) => unclassifiable_statement(format!("cannot read the parse tree: {e}")),
+        })
+        .collect();
+    SqlClassification { statements }
 }
 
 /// The statement for `EXECUTE name` when the proxy does not know what `name` was prepared as:
@@ -138,47 +125,6 @@ pub fn classify_execute(name: &str) -> Statement {
         op.action = "EXECUTE".to_string();
     }
     s
-}
-
-/// The classification itself, on the current thread.
-fn classify_here(sql: &str, cfg: &SqlConfig) -> SqlClassification {
-    if sql.len() > SHORT {
-        match nesting_bound(sql) {
-            Ok(n) if n <= MAX_NESTING => {}
-            Ok(n) => {
-                return unclassifiable(format!(
-                    "query nests up to {n} tokens deep, over the {MAX_NESTING} limit"
-                ))
-            }
-            Err(e) => return unclassifiable(format!("cannot scan: {e}")),
-        }
-    }
-    let parsed = match pg_query::parse(sql) {
-        Ok(p) => p,
-        Err(e) => return unclassifiable(format!("cannot parse: {e}")),
-    };
-    if parsed.protobuf.stmts.is_empty() {
-        return unclassifiable("no statement".to_string());
-    }
-    let mut statements = Vec::with_capacity(parsed.protobuf.stmts.len());
-    for raw in &parsed.protobuf.stmts {
-        let text = statement_text(sql, raw.stmt_location, raw.stmt_len);
-        let fingerprint = text
-            .and_then(|t| pg_query::fingerprint(t).ok())
-            .map(|f| f.hex)
-            .unwrap_or_default();
-        let tree = match serde_json::to_value(&raw.stmt) {
-            Ok(t) => t,
-            Err(e) => {
-                statements.push(unclassifiable_statement(format!(
-                    "cannot read the parse tree: {e}"
-                )));
-                continue;
-            }
-        };
-        statements.push(statement(&tree, fingerprint, cfg));
-    }
-    SqlClassification { statements }
 }
 
 fn statement(tree: &serde_json::Value, fingerprint: String, cfg: &SqlConfig) -> Statement {
@@ -217,54 +163,6 @@ fn statement(tree: &serde_json::Value, fingerprint: String, cfg: &SqlConfig) -> 
         notes,
         prepared: w.prepared,
         executes: w.executes,
-    }
-}
-
-/// An upper bound (up to a small factor) on how deep the parse tree of `sql` can be, from the
-/// scanner's flat token list: the tokens since the last comma or semicolon at each parenthesis
-/// level, plus one per open parenthesis, summed over the open levels. Every level of a parse
-/// tree consumes at least one token of its own that no comma separates from its children, so a
-/// long `1 + 1 + ...` or `- - - 1` chain counts fully, while long lists (`VALUES`, `IN (...)`)
-/// do not accumulate.
-fn nesting_bound(sql: &str) -> Result<usize, pg_query::Error> {
-    use pg_query::protobuf::Token;
-    let scanned = pg_query::scan(sql)?;
-    // One counter per open parenthesis level, the outermost first.
-    let mut levels: Vec<usize> = vec![0];
-    let mut total = 0usize;
-    let mut max = 0usize;
-    for t in &scanned.tokens {
-        if t.token == Token::Ascii40 as i32 {
-            levels.push(0);
-            total += 1;
-        } else if t.token == Token::Ascii41 as i32 {
-            if levels.len() > 1 {
-                let inner = levels.pop().unwrap_or(0);
-                total = total.saturating_sub(inner + 1);
-            }
-        } else if t.token == Token::Ascii44 as i32 || t.token == Token::Ascii59 as i32 {
-            if let Some(current) = levels.last_mut() {
-                total = total.saturating_sub(*current);
-                *current = 0;
-            }
-        } else if let Some(current) = levels.last_mut() {
-            *current += 1;
-            total += 1;
-        }
-        max = max.max(total);
-    }
-    Ok(max)
-}
-
-/// The text of one statement: libpg_query gives byte offsets, and a length of 0 for the last
-/// statement (up to the end of the string).
-fn statement_text(sql: &str, location: i32, len: i32) -> Option<&str> {
-    let start = usize::try_from(location).ok()?;
-    let len = usize::try_from(len).ok()?;
-    if len == 0 {
-        sql.get(start..)
-    } else {
-        sql.get(start..start.checked_add(len)?)
     }
 }
 
