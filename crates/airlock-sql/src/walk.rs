@@ -365,7 +365,10 @@ impl Walker<'_> {
             "ClosePortalStmt" => fixed("CLOSE CURSOR", R),
             "DeclareCursorStmt" => fixed("DECLARE CURSOR", R),
             "CreateStmt" => fixed("CREATE TABLE", W),
-            "CreateTableAsStmt" => fixed("CREATE TABLE AS", W),
+            "CreateTableAsStmt" => match objtype("objtype") {
+                Some(ObjectType::ObjectMatview) => fixed("CREATE MATERIALIZED VIEW", W),
+                _ => fixed("CREATE TABLE AS", W),
+            },
             "IndexStmt" => fixed("CREATE INDEX", W),
             "ViewStmt" => fixed("CREATE VIEW", W),
             "CreateSeqStmt" => fixed("CREATE SEQUENCE", W),
@@ -918,6 +921,9 @@ fn object_name(ot: Option<ObjectType>) -> String {
         Some(ObjectType::ObjectForeignServer) => "SERVER".to_string(),
         Some(ObjectType::ObjectTabconstraint) => "CONSTRAINT".to_string(),
         Some(ObjectType::ObjectStatisticExt) => "STATISTICS".to_string(),
+        Some(ObjectType::ObjectLargeobject) => "LARGE OBJECT".to_string(),
+        Some(ObjectType::ObjectEventTrigger) => "EVENT TRIGGER".to_string(),
+        Some(ObjectType::ObjectForeignTable) => "FOREIGN TABLE".to_string(),
         Some(ot) => ot
             .as_str_name()
             .trim_start_matches("OBJECT_")

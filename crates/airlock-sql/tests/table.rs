@@ -45,7 +45,11 @@ const CASES: &[(&str, OpClass)] = &[
     ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) SELECT * FROM r", R),
     ("SELECT * FROM t TABLESAMPLE SYSTEM (10)", R),
     ("SELECT E'\\x44ROP TABLE t'", R),
+    ("EXPLAIN (ANALYZE false) DELETE FROM t", R),
+    ("EXPLAIN (ANALYZE off) DELETE FROM t", R),
+    ("EXPLAIN (ANALYZE 0) DELETE FROM t", R),
     // writes
+    ("CREATE MATERIALIZED VIEW m AS SELECT * FROM t", W),
     ("DELETE FROM \"Bookings\" WHERE \"Id\" = 1", W),
     ("DELETE FROM t WHERE id = 1 OR id IS NULL", W),
     ("DELETE FROM t WHERE id = ANY($1)", W),
@@ -177,7 +181,13 @@ const CASES: &[(&str, OpClass)] = &[
     ("SeLeCt 1;;; DROP TABLE t", D),
     ("SELECT * FROM ROWS FROM (evil()) AS x", D),
     ("SELECT 1 FROM t WHERE x = 1 UNION SELECT evil()", D),
+    ("EXPLAIN (ANALYZE on) DELETE FROM t", D),
+    ("EXPLAIN (ANALYZE 1) DELETE FROM t", D),
+    ("EXPLAIN (ANALYZE) DELETE FROM t", D),
+    ("EXPLAIN (ANALYZE TRUE, FORMAT JSON) DELETE FROM t", D),
+    ("EXPLAIN (ANALYZE 'FALSE') DELETE FROM t", D),
     // privilege
+    ("ALTER LARGE OBJECT 1 OWNER TO bob", P),
     ("SELECT (SELECT set_config('role', 'x', false))", P),
     ("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", P),
     ("CREATE ROLE r", P),
@@ -219,12 +229,47 @@ const CASES: &[(&str, OpClass)] = &[
     ("SELECT 'DROP TABLE t'", R),
 ];
 
+/// Tags the proxy and audit show; spot checks.
+#[test]
+fn tags_name_the_statement() {
+    let cfg = SqlConfig::default();
+    for (sql, tag) in [
+        (
+            "CREATE MATERIALIZED VIEW m AS SELECT 1",
+            "CREATE MATERIALIZED VIEW",
+        ),
+        ("DROP MATERIALIZED VIEW m", "DROP MATERIALIZED VIEW"),
+        ("DROP TABLE t", "DROP TABLE"),
+        ("truncate t", "TRUNCATE TABLE"),
+        ("ALTER LARGE OBJECT 1 OWNER TO bob", "ALTER LARGE OBJECT"),
+        (
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+            "SELECT",
+        ),
+        ("set role x", "SET"),
+        ("reset all", "RESET"),
+        ("GRANT SELECT ON t TO r", "GRANT"),
+        ("COPY t TO STDOUT", "COPY TO"),
+        ("", airlock_sql::UNCLASSIFIABLE),
+    ] {
+        assert_eq!(classify(sql, &cfg).statements[0].tag, tag, "{sql}");
+    }
+}
+
 #[test]
 fn every_statement_gets_its_class() {
     let cfg = SqlConfig::default();
     let mut failures = Vec::new();
     for (sql, want) in CASES {
         let got = classify(sql, &cfg);
+        for st in &got.statements {
+            // INVARIANT: operations are never empty and their highest class is the class.
+            assert_eq!(
+                st.operations.iter().map(|o| o.class).max(),
+                Some(st.class),
+                "{sql}"
+            );
+        }
         if got.class() != *want {
             failures.push(format!(
                 "{sql:?}: want {want:?}, got {:?} ({:?}; notes {:?})",
