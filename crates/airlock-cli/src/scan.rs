@@ -65,7 +65,7 @@ pub struct ScanArgs {
     /// Bytes one archive may expand to before it is refused as a possible archive bomb.
     #[arg(long, default_value_t = Limits::default().max_archive_bytes)]
     pub archive_max_bytes: u64,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores, at least 4 so that disk reads overlap scanning).
     #[arg(long, short = 'j')]
     pub threads: Option<usize>,
     /// Never show a progress bar.

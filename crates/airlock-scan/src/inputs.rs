@@ -44,7 +44,7 @@ pub struct ScanOptions {
     pub respect_gitignore: bool,
     /// Archive limits.
     pub limits: Limits,
-    /// Worker threads; `None` uses every core.
+    /// Worker threads; `None` uses [`default_threads`].
     pub threads: Option<usize>,
 }
 
@@ -126,6 +126,13 @@ struct Job {
     size: u64,
 }
 
+/// Worker threads when none are asked for: every core, and at least 4, because on a cold page
+/// cache a thread waiting for the disk leaves its core idle (measured on 2 cores, 1.1 GB cold:
+/// 9.5-10.6 s with 4 threads against 12.6-14.5 s with 2; warm runs are equal within noise).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
+}
+
 /// Scans files and directories.
 pub fn scan_paths(
     scanner: &Scanner,
@@ -192,14 +199,12 @@ pub fn scan_paths(
             })
             .collect::<Vec<Report>>()
     };
-    let results = match opts.threads {
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| InputError::Threads(e.to_string()))?
-            .install(run),
-        None => run(),
-    };
+    let threads = opts.threads.unwrap_or_else(default_threads);
+    let results = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| InputError::Threads(e.to_string()))?
+        .install(run);
     for r in results {
         report.absorb(r);
     }
