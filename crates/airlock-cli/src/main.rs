@@ -88,7 +88,7 @@ fn main() -> ExitCode {
         Command::Resource(c) => cmd::resource::run(&cli.config, c, &out),
         Command::Policy(c) => cmd::policy::run(&cli.config, c, &out),
         Command::Demo(a) => cmd::demo::run(a, &out),
-        Command::Scan(a) => scan::run(a),
+        Command::Scan(a) => scan::run(a, &cli.config),
         Command::Approvals(c) => cmd::approvals::run(&cli.config, c, &out),
     };
     match result {

@@ -29,6 +29,9 @@ pub enum Format {
 pub struct ScanArgs {
     /// Files, directories or archives to scan; `-` reads standard input. Default: `.`.
     pub paths: Vec<PathBuf>,
+    /// Revoke every live Airlock token found (audited); needs this Airlock's airlock.toml.
+    #[arg(long)]
+    pub revoke_found: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
@@ -88,8 +91,8 @@ impl Progress for Bar {
 }
 
 /// Runs `airlock scan`.
-pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    match run_inner(args) {
+pub fn run(args: ScanArgs, airlock_config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match run_inner(args, airlock_config) {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("airlock scan: error: {e:#}");
@@ -98,7 +101,67 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_inner(args: ScanArgs) -> anyhow::Result<ExitCode> {
+/// Closes the loop with the authority: every Airlock token found is looked up by hash and
+/// reported as live, expired, revoked or unknown with its identity and owner; with
+/// `--revoke-found` the live ones are revoked (each revocation audited).
+fn check_airlock_tokens(
+    findings: &mut [airlock_scan::Finding],
+    config: &std::path::Path,
+    revoke: bool,
+) -> anyhow::Result<()> {
+    if !findings.iter().any(|f| f.airlock_token().is_some()) {
+        return Ok(());
+    }
+    if !config.exists() {
+        if revoke {
+            anyhow::bail!(
+                "`--revoke-found` needs this Airlock's configuration, and `{}` does not exist; pass --config",
+                config.display()
+            );
+        }
+        eprintln!(
+            "airlock scan: note: Airlock tokens found; run where airlock.toml is (or pass --config) to learn whether they are live"
+        );
+        return Ok(());
+    }
+    let ctx = crate::context::Ctx::load(config)?;
+    let auth = &ctx.authority;
+    for f in findings.iter_mut() {
+        let Some(token) = f.airlock_token().map(str::to_string) else {
+            continue;
+        };
+        let info = auth.inspect_token(&token, auth.now())?;
+        let mut v = serde_json::to_value(&info)?;
+        if revoke && info.status == "live" {
+            if let Some(id) = &info.token_id {
+                let reason = format!("found by airlock scan in {} line {}", f.file, f.line);
+                auth.revoke(&airlock_audit::Actor::local_operator(), id, &reason)?;
+                v["revoked_now"] = serde_json::Value::Bool(true);
+            }
+        }
+        let where_ = match &f.location {
+            Some(l) => format!("{} ({l})", f.file),
+            None => format!("{}:{}", f.file, f.line),
+        };
+        let who = match (&info.identity, &info.owner) {
+            (Some(i), Some(o)) => format!(" of `{i}` (owner {o})"),
+            (Some(i), None) => format!(" of `{i}`"),
+            _ => String::new(),
+        };
+        let id = info.token_id.clone().unwrap_or_default();
+        match (info.status, v.get("revoked_now").is_some()) {
+            ("live", true) => eprintln!("airlock scan: {where_}: live Airlock token {id}{who}: revoked now"),
+            ("live", false) => eprintln!(
+                "airlock scan: {where_}: LIVE Airlock token {id}{who}: revoke it with `airlock token revoke {id}` or rerun with --revoke-found"
+            ),
+            (status, _) => eprintln!("airlock scan: {where_}: Airlock token {id}{who} is {status}"),
+        }
+        f.authority = Some(v);
+    }
+    Ok(())
+}
+
+fn run_inner(args: ScanArgs, airlock_config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let format = if args.json {
         Format::Json
     } else if args.sarif {
@@ -194,6 +257,8 @@ fn run_inner(args: ScanArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("in `{}`", path.display()))?;
         b.filter(&mut result.findings);
     }
+
+    check_airlock_tokens(&mut result.findings, airlock_config, args.revoke_found)?;
 
     let to_terminal = args.output.is_none() && io::stdout().is_terminal();
     let color = match args.color.as_str() {

@@ -755,3 +755,52 @@ fn disabling_an_identity_records_every_token_it_revoked() {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["details"]["revoked_tokens"], id.as_str());
 }
+
+#[test]
+fn scan_reports_found_airlock_tokens_as_live_or_revoked_and_can_revoke_them() {
+    let h = home_with_agent();
+    let live = issue(&h, &["--env", "staging", "--allow", "read"]);
+    let gone = issue(&h, &["--env", "staging", "--allow", "read"]);
+    h.run(&["token", "revoke", &token_id(&h, &gone)]).ok();
+    let notes = h.path().join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    std::fs::write(
+        notes.join("handover.md"),
+        format!("staging token: {live}\nold one: {gone}\n"),
+    )
+    .unwrap();
+
+    let r = h.run(&["scan", "--json", "notes"]);
+    assert_eq!(r.code, 1, "findings remain: {}", r.stderr);
+    let findings: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let status = |line: u64| {
+        findings
+            .iter()
+            .find(|f| f["rule_id"] == "airlock-token" && f["line"] == line)
+            .unwrap_or_else(|| panic!("no finding on line {line}: {}", r.stdout))["authority"]
+            .clone()
+    };
+    assert_eq!(status(1)["status"], "live");
+    assert_eq!(status(1)["identity"], "bot");
+    assert_eq!(status(1)["owner"], "alice");
+    assert_eq!(status(2)["status"], "revoked");
+    assert!(r.stderr.contains("LIVE Airlock token"), "{}", r.stderr);
+    assert!(
+        !r.stdout.contains(&live) && !r.stderr.contains(&live),
+        "the found token is never printed"
+    );
+
+    let r = h.run(&["scan", "--json", "--revoke-found", "notes"]);
+    assert!(r.stdout.contains("\"revoked_now\":true"), "{}", r.stdout);
+    verify(&h, &live, &[]).code(1);
+    let audit = h.run(&["audit", "list", "--json"]).ok();
+    assert!(
+        audit.stdout.contains("found by airlock scan in"),
+        "{}",
+        audit.stdout
+    );
+}

@@ -46,6 +46,10 @@ pub struct Finding {
     /// up in the authority. Never serialized or printed.
     #[serde(skip)]
     raw_token: Option<Secret<String>>,
+    /// For an Airlock token: what the authority knows of it (`status` live / expired / revoked /
+    /// unknown…, `token_id`, `identity`, `owner`, and `revoked_now` after `--revoke-found`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authority: Option<serde_json::Value>,
 }
 
 /// Rules whose raw match is kept on the finding (see [`Finding::airlock_token`]).
@@ -147,6 +151,7 @@ impl Finding {
             redacted: redact(&s),
             fingerprint: fingerprint(rule_id, &origin.file, secret),
             raw_token,
+            authority: None,
         }
     }
 
