@@ -114,6 +114,12 @@ impl StoreReader<'_> {
     pub fn change_marker(&self) -> Result<u64, StoreError> {
         self.0.change_marker()
     }
+    /// When each token was last allowed to do something (from the audit log).
+    pub fn token_last_used(
+        &self,
+    ) -> Result<std::collections::HashMap<String, OffsetDateTime>, StoreError> {
+        self.0.token_last_used()
+    }
     /// Walks the audit chain.
     pub fn verify_audit(&self) -> Result<Result<u64, airlock_audit::ChainError>, StoreError> {
         self.0.verify_audit()

@@ -179,6 +179,12 @@ impl Store for Faulty {
         self.check()?;
         self.inner.use_totp_step(i, step)
     }
+    fn token_last_used(
+        &self,
+    ) -> Result<std::collections::HashMap<String, OffsetDateTime>, StoreError> {
+        self.check()?;
+        self.inner.token_last_used()
+    }
     fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         self.check()?;
         self.inner.audit(f)

@@ -59,6 +59,8 @@ enum Command {
     /// List, show, approve and deny operations waiting for a human (through the gateway's admin API).
     #[command(subcommand)]
     Approvals(cmd::approvals::ApprovalsCmd),
+    /// Every identity and credential: owner, purpose, environments, expiry, last use, and findings.
+    Inventory(cmd::inventory::InventoryArgs),
     /// Find credentials in files, directories, archives, chat and wiki exports, or stdin.
     Scan(scan::ScanArgs),
     /// Replay the incident against a fake cloud API on loopback, narrated step by step.
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Policy(c) => cmd::policy::run(&cli.config, c, &out),
         Command::Demo(a) => cmd::demo::run(a, &out),
         Command::Scan(a) => scan::run(a, &cli.config),
+        Command::Inventory(a) => cmd::inventory::run(&cli.config, a, &out),
         Command::Approvals(c) => cmd::approvals::run(&cli.config, c, &out),
     };
     match result {

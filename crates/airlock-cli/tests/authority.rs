@@ -804,3 +804,37 @@ fn scan_reports_found_airlock_tokens_as_live_or_revoked_and_can_revoke_them() {
         audit.stdout
     );
 }
+
+#[test]
+fn inventory_names_every_credential_its_owner_and_what_is_wrong_with_it() {
+    let h = home_with_agent();
+    let t = issue(&h, &["--env", "staging", "--allow", "read"]);
+    verify(&h, &t, &[]).ok();
+    h.run_with_stdin(&["secret", "set", "db", "--env", "production"], Some("pw"))
+        .ok();
+    let r = h.run(&["inventory", "--json"]).ok();
+    let items: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let token = items.iter().find(|i| i["kind"] == "token").unwrap();
+    assert_eq!(token["owner"], "alice");
+    assert_eq!(token["status"], "live");
+    assert!(items
+        .iter()
+        .any(|i| i["kind"] == "sealed_secret" && i["id"] == "db@production"));
+    h.run(&["inventory", "--fail-on", "high"]).ok();
+
+    // Offboarding the owner orphans the agent: a high finding that fails CI.
+    h.run(&["identity", "disable", "alice"]).ok();
+    let r = h.run(&["inventory", "--json", "--fail-on", "high"]).code(1);
+    let bot: serde_json::Value = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|i| i["kind"] == "identity" && i["id"] == "bot")
+        .unwrap();
+    assert_eq!(bot["findings"][0]["code"], "orphaned", "{bot}");
+    assert_eq!(bot["findings"][0]["severity"], "high");
+}

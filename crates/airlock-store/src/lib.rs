@@ -159,6 +159,10 @@ pub trait Store: Send + Sync {
     fn totp(&self, identity: &str) -> Result<Option<TotpRecord>, StoreError>;
     /// Accepts a TOTP time step once: false if it (or a later one) was already used.
     fn use_totp_step(&self, identity: &str, step: u64) -> Result<bool, StoreError>;
+    /// When each token was last allowed to do something, from the audit log (token id -> time).
+    fn token_last_used(
+        &self,
+    ) -> Result<std::collections::HashMap<String, OffsetDateTime>, StoreError>;
     /// Audit records matching `filter`, oldest first.
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
     /// Walks the whole audit chain; the outer error is a storage failure, the inner one the first

@@ -1140,6 +1140,22 @@ impl Store for SqliteStore {
         })
     }
 
+    fn token_last_used(
+        &self,
+    ) -> Result<std::collections::HashMap<String, OffsetDateTime>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT token_id, max(ts_ns) FROM audit WHERE token_id IS NOT NULL AND decision = 'allow' GROUP BY token_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let (id, ts) = r?;
+            out.insert(id, from_ns(ts)?);
+        }
+        Ok(out)
+    }
+
     fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         let conn = self.lock();
         // Newest first with a limit, then reversed, so `--limit 20` shows the last 20 in order.

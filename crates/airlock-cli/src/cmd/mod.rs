@@ -5,6 +5,7 @@ pub mod audit;
 pub mod demo;
 pub mod identity;
 pub mod init;
+pub mod inventory;
 pub mod policy;
 pub mod resource;
 pub mod secret;
