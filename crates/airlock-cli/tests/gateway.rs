@@ -1180,3 +1180,68 @@ async fn second_factors_lock_after_repeated_guesses_and_approvers_need_the_envir
     );
     assert!(audit.stdout.contains("alk_[redacted]"), "{}", audit.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_request_goes_through_when_a_human_approves_while_it_waits() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let cfg = h.path().join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap() + "\n[approvals]\nhold = \"20s\"\n";
+    std::fs::write(&cfg, text).unwrap();
+    let alice_totp = enrol(&h, "alice");
+    let bot = token(&h, "prod-bot", "production", "read,write,destructive");
+    let alice = h
+        .run(&[
+            "token",
+            "issue",
+            "--identity",
+            "alice",
+            "--env",
+            "production",
+            "--allow",
+            "read",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let gw = Gateway::start(&h);
+    let proxy = gw.proxy;
+    let held = tokio::spawn(async move {
+        graphql(
+            proxy,
+            "/cloud/graphql",
+            Some(&bot),
+            DELETE,
+            serde_json::json!({"id": "vol-prod-bookings"}),
+        )
+        .await
+    });
+    // Wait for the request to be recorded, then approve it while the agent's request is held open.
+    let mut apr = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let listed = approvals(&h, gw.admin, &alice, &["list", "--json"]);
+        if let Some(line) = listed.stdout.lines().next() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            apr = v["id"].as_str().map(str::to_string);
+            break;
+        }
+    }
+    let apr = apr.expect("the held request was never recorded");
+    let r = approvals(
+        &h,
+        gw.admin,
+        &alice,
+        &["approve", &apr, "--totp", &alice_totp.code_at(now())],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = held.await.unwrap().unwrap();
+    assert_eq!(
+        r.status, 200,
+        "the held request should pass once approved: {}",
+        r.body
+    );
+    assert!(!cloud.has("vol-prod-bookings"));
+    let _ = gw.stop();
+}
