@@ -1245,3 +1245,68 @@ async fn a_held_request_goes_through_when_a_human_approves_while_it_waits() {
     assert!(!cloud.has("vol-prod-bookings"));
     let _ = gw.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_binds_the_body_even_when_http2_streams_it_without_a_length() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let cfg = h.path().join("airlock.toml");
+    let rules = airlock_testkit::repo_root().join("rules/generic-rest.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap()
+        + &format!(
+            "\n[upstreams.restprod]\nurl = \"http://{}\"\nprefix = \"/restprod\"\nenvironment = \"production\"\nrules = \"{}\"\nsecret = \"cloud-admin\"\n",
+            cloud.addr,
+            rules.display()
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let alice_totp = enrol(&h, "alice");
+    let bot = token(&h, "prod-bot", "production", "read,write,destructive");
+    let alice = h
+        .run(&[
+            "token",
+            "issue",
+            "--identity",
+            "alice",
+            "--env",
+            "production",
+            "--allow",
+            "read",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let gw = Gateway::start(&h);
+    let send = |body: &'static str| {
+        airlock_testkit::client::send_h2_streamed(
+            gw.proxy,
+            "DELETE",
+            "/restprod/v1/volumes/vol-10",
+            Some(&bot),
+            vec!["{\"cascade\":", body],
+        )
+    };
+    let r = send("false}").await.unwrap();
+    assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
+    let apr = r.json()["approval"].as_str().unwrap().to_string();
+    let ok = approvals(
+        &h,
+        gw.admin,
+        &alice,
+        &["approve", &apr, "--totp", &alice_totp.code_at(now())],
+    );
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    // The approved operation with another streamed body is another operation.
+    let r = send("true,\"purge_backups\":true}").await.unwrap();
+    assert_eq!(
+        r.json()["error"],
+        "approval_required",
+        "a different body rode on the approval: {}",
+        r.body
+    );
+    assert_ne!(r.json()["approval"].as_str().unwrap(), apr);
+    // The approved body itself goes through, once.
+    let r = send("false}").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _ = gw.stop();
+}

@@ -118,3 +118,52 @@ pub async fn send_with(
         body: String::from_utf8_lossy(&bytes).into_owned(),
     })
 }
+
+/// A request body sent in chunks with no declared length: over HTTP/2 it carries neither
+/// Content-Length nor Transfer-Encoding, as a streaming client's would.
+pub struct Chunked(std::collections::VecDeque<Bytes>);
+
+impl hyper::body::Body for Chunked {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// Sends one HTTP/2 (prior knowledge) request whose body is streamed without a length.
+pub async fn send_h2_streamed(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    chunks: Vec<&'static str>,
+) -> Result<Reply, String> {
+    let client: Client<_, Chunked> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let mut b = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let body = Chunked(
+        chunks
+            .into_iter()
+            .map(|c| Bytes::from_static(c.as_bytes()))
+            .collect(),
+    );
+    let req = b.body(body).map_err(|e| e.to_string())?;
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
