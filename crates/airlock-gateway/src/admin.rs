@@ -3,9 +3,8 @@
 
 use crate::http_door::Body;
 use crate::Shared;
-use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -14,11 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|n: Infallible| match n {})
-            .boxed(),
-    );
+    let mut r = Response::new(crate::http_door::full(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
@@ -43,15 +38,7 @@ async fn human(
     req: &Request<Incoming>,
     what: &str,
 ) -> Result<Arc<airlock_authority::Claims>, Response<Body>> {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string());
+    let token = crate::http_door::bearer_in(req.headers(), &[header::AUTHORIZATION]);
     let Some(token) = token else {
         return Err(api_error(
             StatusCode::UNAUTHORIZED,

@@ -5,12 +5,10 @@
 
 use crate::http_door::Body;
 use crate::Shared;
-use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,11 +61,7 @@ pub fn esc(s: &str) -> String {
 }
 
 fn html(status: StatusCode, body: String) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|n: Infallible| match n {})
-            .boxed(),
-    );
+    let mut r = Response::new(crate::http_door::full(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(

@@ -91,6 +91,17 @@ impl std::fmt::Debug for Decider {
     }
 }
 
+/// The distinct values of one field over a request's operations, sorted and comma-joined: how
+/// a multi-operation request is named in audit records and approval requests.
+fn join_distinct(ops: &[OpVerdict], f: &dyn Fn(&OpVerdict) -> String) -> String {
+    ops.iter()
+        .map(f)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn verify_code(e: &VerifyError) -> String {
     match e {
         VerifyError::Expired { .. } => "token_expired".into(),
@@ -267,18 +278,8 @@ impl Decider {
             started.elapsed().as_micros().to_string(),
         );
         let ops = &verdict.operations;
-        let join = |f: &dyn Fn(&OpVerdict) -> String| -> Option<String> {
-            let v: Vec<String> = ops
-                .iter()
-                .map(f)
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            if v.is_empty() {
-                None
-            } else {
-                Some(v.join(","))
-            }
+        let join = |f: &dyn Fn(&OpVerdict) -> String| {
+            Some(join_distinct(ops, f)).filter(|s| !s.is_empty())
         };
         let event = AuditEvent {
             time: now,
@@ -574,19 +575,10 @@ impl Decider {
             .map(|e| e.approvals_required)
             .max()
             .unwrap_or(1);
-        let mut id = [0u8; 8];
-        getrandom::getrandom(&mut id).map_err(|e| e.to_string())?;
-        let join = |f: &dyn Fn(&OpVerdict) -> String| -> String {
-            v.operations
-                .iter()
-                .map(f)
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let id = airlock_approval::new_approval_id().map_err(|e| e.to_string())?;
+        let join = |f: &dyn Fn(&OpVerdict) -> String| join_distinct(&v.operations, f);
         let record = ApprovalRecord {
-            id: format!("apr_{}", hex::encode(id)),
+            id,
             digest: digest.to_string(),
             requester: claims.identity.to_string(),
             requester_kind: claims.kind,

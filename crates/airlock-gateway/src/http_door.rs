@@ -18,7 +18,8 @@ use std::time::Instant;
 /// The body type the gateway sends both ways.
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
-fn full(b: impl Into<Bytes>) -> Body {
+/// A complete body, for answers the gateway writes itself.
+pub(crate) fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into())
         .map_err(|never: Infallible| match never {})
         .boxed()
@@ -65,8 +66,16 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
-    for name in [header::AUTHORIZATION, header::PROXY_AUTHORIZATION] {
-        if let Some(v) = headers.get(&name).and_then(|v| v.to_str().ok()) {
+    bearer_in(
+        headers,
+        &[header::AUTHORIZATION, header::PROXY_AUTHORIZATION],
+    )
+}
+
+/// The bearer token in the first of `names` that carries one (scheme matched case-insensitively).
+pub(crate) fn bearer_in(headers: &HeaderMap, names: &[header::HeaderName]) -> Option<String> {
+    for name in names {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             let v = v.trim();
             if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
                 return Some(v[7..].trim().to_string());

@@ -7,7 +7,7 @@ use crate::output::Output;
 use bytes::Bytes;
 use clap::Subcommand;
 use http_body_util::{BodyExt, Full};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -158,28 +158,10 @@ fn read_code() -> anyhow::Result<String> {
         eprint!("TOTP code: ");
         std::io::stderr().flush()?;
     }
+    // A TOTP code is six digits; never buffer more than a short line.
     let mut line = String::new();
-    std::io::stdin().lock().take_line(&mut line)?;
+    std::io::stdin().lock().take(64).read_line(&mut line)?;
     Ok(line.trim().to_string())
-}
-
-trait TakeLine {
-    fn take_line(&mut self, buf: &mut String) -> std::io::Result<usize>;
-}
-
-impl<R: BufRead> TakeLine for R {
-    fn take_line(&mut self, buf: &mut String) -> std::io::Result<usize> {
-        // A TOTP code is six digits; never buffer more than a short line.
-        let mut limited = std::io::Read::take(self, 64);
-        let mut bytes = Vec::new();
-        std::io::BufRead::read_until(
-            &mut std::io::BufReader::new(&mut limited),
-            b'\n',
-            &mut bytes,
-        )?;
-        buf.push_str(&String::from_utf8_lossy(&bytes));
-        Ok(bytes.len())
-    }
 }
 
 /// Runs an approvals subcommand.
