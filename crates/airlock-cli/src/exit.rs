@@ -57,7 +57,9 @@ fn load_code(e: &airlock_gateway::LoadError) -> (u8, &'static str) {
         L::Secret { .. } => (INVALID, "secret"),
         L::Policy(_) | L::PolicyRead { .. } => (INVALID, "policy"),
         L::Rules { .. } => (INVALID, "rules"),
-        L::Config(_) | L::Url { .. } | L::Ca { .. } | L::Notify { .. } => (INVALID, "config"),
+        L::Config(_) | L::Url { .. } | L::Ca { .. } | L::Notify { .. } | L::Database { .. } => {
+            (INVALID, "config")
+        }
     }
 }
 

@@ -198,6 +198,8 @@ struct RawConfig {
     #[serde(default)]
     upstreams: BTreeMap<String, toml::Spanned<Upstream>>,
     #[serde(default)]
+    databases: BTreeMap<String, toml::Spanned<Database>>,
+    #[serde(default)]
     policies: PolicyConfig,
     #[serde(default)]
     resources: Vec<toml::Spanned<ResourceEntry>>,
@@ -355,6 +357,110 @@ fn default_injection() -> Injection {
     Injection::Bearer
 }
 
+/// A PostgreSQL database agents reach through Airlock's wire-protocol door.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// Where agents connect, e.g. `127.0.0.1:6432`.
+    pub listen: String,
+    /// The real database: `postgres://USER@HOST:PORT/DATABASE` (no password: that is sealed).
+    pub url: String,
+    /// The environment the database belongs to.
+    pub environment: EnvName,
+    /// The sealed secret holding the database user's password (absent for trust auth).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// TLS towards the database: `disable` (default) or `require` (verified).
+    #[serde(default)]
+    pub tls: DbTls,
+    /// A PEM file of CA certificates for the database's TLS certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Certificate chain (PEM) agents see when they connect with TLS.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Functions (besides the built-in list) known to have no side effects.
+    #[serde(default)]
+    pub safe_functions: Vec<String>,
+    /// Most concurrent agent sessions.
+    #[serde(default = "default_db_sessions")]
+    pub max_sessions: usize,
+}
+
+fn default_db_sessions() -> usize {
+    256
+}
+
+/// Whether the connection to the database is encrypted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbTls {
+    /// Plain TCP (a database on the same host or a private network).
+    #[default]
+    Disable,
+    /// TLS with the server certificate verified; refuse to connect otherwise.
+    Require,
+}
+
+/// The parts of a database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbUrl {
+    /// The database user.
+    pub user: String,
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Database name.
+    pub database: String,
+}
+
+impl DbUrl {
+    /// Parses `postgres://USER@HOST[:PORT]/DATABASE`; a password in the URL is refused.
+    pub fn parse(url: &str) -> Result<DbUrl, String> {
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .ok_or_else(|| format!("url `{url}` must start with postgres://"))?;
+        let (userinfo, rest) = rest.split_once('@').ok_or_else(|| {
+            "url must name the database user: postgres://USER@HOST:PORT/DATABASE".to_string()
+        })?;
+        if userinfo.contains(':') {
+            return Err("url must not hold a password; seal it with `airlock secret set` and name it in `secret`".into());
+        }
+        let (hostport, database) = rest.split_once('/').ok_or_else(|| {
+            "url must name the database: postgres://USER@HOST:PORT/DATABASE".to_string()
+        })?;
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("port `{p}` is not a number"))?,
+            ),
+            _ => (hostport, 5432),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if userinfo.is_empty()
+            || host.is_empty()
+            || database.is_empty()
+            || database.contains(['/', '?'])
+        {
+            return Err(format!(
+                "url `{url}` is not of the form postgres://USER@HOST:PORT/DATABASE"
+            ));
+        }
+        Ok(DbUrl {
+            user: userinfo.to_string(),
+            host: host.to_string(),
+            port,
+            database: database.to_string(),
+        })
+    }
+}
+
 /// Where operator policies live.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -394,6 +500,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The upstreams, by name.
     pub upstreams: BTreeMap<String, Upstream>,
+    /// The PostgreSQL databases behind the wire-protocol door, by name.
+    pub databases: BTreeMap<String, Database>,
     /// Operator policy files.
     pub policies: PolicyConfig,
     /// Resource catalog entries from the file (the store holds more).
@@ -549,6 +657,36 @@ impl Config {
             }
             upstreams.insert(name, up);
         }
+        let mut databases = BTreeMap::new();
+        for (name, db) in raw.databases {
+            let span = db.span();
+            let db = db.into_inner();
+            let bad = |m: String| err_at(Some(span.clone()), format!("database `{name}`: {m}"));
+            if upstreams.contains_key(&name)
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(bad(
+                    "database names use a-z, 0-9, `-` and `_`, and differ from upstream names"
+                        .into(),
+                ));
+            }
+            DbUrl::parse(&db.url).map_err(&bad)?;
+            if !environments.contains_key(&db.environment) {
+                return Err(bad(format!(
+                    "environment `{}` is not configured",
+                    db.environment
+                )));
+            }
+            if db.tls_cert.is_some() != db.tls_key.is_some() {
+                return Err(bad("set both `tls_cert` and `tls_key`, or neither".into()));
+            }
+            if db.max_sessions == 0 {
+                return Err(bad("`max_sessions` must be at least 1".into()));
+            }
+            databases.insert(name, db);
+        }
         let mut resources = Vec::new();
         for r in raw.resources {
             let span = r.span();
@@ -573,6 +711,7 @@ impl Config {
             environments,
             gateway: raw.gateway,
             upstreams,
+            databases,
             policies: raw.policies,
             resources,
             approvals: raw.approvals,

@@ -185,6 +185,23 @@ impl Decider {
         }
     }
 
+    /// The time now, by the decision path's clock.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Durably audits a refusal a door made on its own (an operation no policy can allow);
+    /// returns its sequence number, or None when the audit is unavailable (the refusal stands).
+    pub async fn audit_refusal(&self, event: AuditEvent) -> Option<u64> {
+        match self.audit.append_durable(event).await {
+            Ok(seq) => Some(seq),
+            Err(e) => {
+                tracing::error!(error = %e, "could not audit a refusal");
+                None
+            }
+        }
+    }
+
     /// The authority, for doors that need it.
     pub fn authority(&self) -> &Arc<Authority> {
         &self.authority

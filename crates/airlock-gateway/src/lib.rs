@@ -15,6 +15,7 @@ pub mod console;
 pub mod decision;
 pub mod http_door;
 pub mod metrics;
+pub mod pg_door;
 pub mod runtime;
 
 use airlock_authority::Authority;
@@ -74,6 +75,8 @@ pub struct Shared {
     pub master_key: Option<Arc<airlock_seal::MasterKey>>,
     /// Web console sessions.
     pub sessions: console::Sessions,
+    /// The PostgreSQL door's cancel keys.
+    pub pg: pg_door::PgShared,
 }
 
 impl std::fmt::Debug for Shared {
@@ -91,6 +94,8 @@ pub struct Bound {
     pub admin: SocketAddr,
     /// Dedicated listeners, by upstream name.
     pub upstreams: Vec<(String, SocketAddr)>,
+    /// PostgreSQL listeners, by database name.
+    pub databases: Vec<(String, SocketAddr)>,
 }
 
 /// A started gateway.
@@ -135,7 +140,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
         Arc::clone(&clock),
     ));
     let runtime = Runtime::load(config_path, &authority)?;
-    if runtime.upstreams.is_empty() {
+    if runtime.upstreams.is_empty() && runtime.databases.is_empty() {
         return Err(GatewayError::NoUpstreams);
     }
     let (audit, audit_thread) = audit_writer::AuditWriter::start(audit_store);
@@ -161,6 +166,15 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
             listeners.push((l, Some(name.clone())));
         }
     }
+    let mut db_listeners = Vec::new();
+    let mut bound_databases = Vec::new();
+    for (name, db) in &runtime.config.databases {
+        let l = bind(&db.listen).await?;
+        if let Ok(a) = l.local_addr() {
+            bound_databases.push((name.clone(), a));
+        }
+        db_listeners.push((l, name.clone(), db.max_sessions));
+    }
     let admin_listener = bind(&gw.admin_listen).await?;
     let admin_addr = admin_listener
         .local_addr()
@@ -178,6 +192,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
             .ok()
             .map(Arc::new),
         sessions: console::Sessions::default(),
+        pg: pg_door::PgShared::default(),
     });
     let (stop, stop_rx) = watch::channel(false);
     let sem = Arc::new(Semaphore::new(max_conn));
@@ -190,6 +205,15 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
             Arc::clone(&sem),
             stop_rx.clone(),
             grace,
+        )));
+    }
+    for (l, name, max) in db_listeners {
+        tasks.push(tokio::spawn(pg_door::accept_loop(
+            l,
+            Arc::clone(&shared),
+            name,
+            Arc::new(Semaphore::new(max)),
+            stop_rx.clone(),
         )));
     }
     tasks.push(tokio::spawn(admin::serve(
@@ -212,6 +236,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
             proxy,
             admin: admin_addr,
             upstreams: bound_upstreams,
+            databases: bound_databases,
         },
         stop,
         tasks,

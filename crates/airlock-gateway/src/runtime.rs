@@ -82,6 +82,14 @@ pub enum LoadError {
         /// Why.
         source: airlock_seal::KeyError,
     },
+    /// A database entry cannot be served (URL, TLS files).
+    #[error("database `{database}`: {message}")]
+    Database {
+        /// The database's name.
+        database: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The resource catalog could not be read.
     #[error(transparent)]
     Store(#[from] airlock_store::StoreError),
@@ -113,6 +121,32 @@ impl std::fmt::Debug for UpstreamRt {
             .field("name", &self.name)
             .field("authority", &self.authority)
             .field("secret", &self.secret.as_ref().map(|(h, _)| h.as_str()))
+            .finish()
+    }
+}
+
+/// One PostgreSQL database behind the wire-protocol door, ready to serve.
+pub struct DatabaseRt {
+    /// What the decision path sees: the database's name and its environment. Its rule set is
+    /// empty; statements are classified by [`airlock_sql`].
+    pub upstream: Arc<UpstreamRt>,
+    /// Where the real database is and who Airlock logs in as.
+    pub url: airlock_config::DbUrl,
+    /// The database user's password, opened from the sealed secret (empty: trust auth).
+    pub password: airlock_core::Secret<Vec<u8>>,
+    /// TLS towards the database, when required.
+    pub tls: Option<tokio_rustls::TlsConnector>,
+    /// TLS offered to agents, when configured.
+    pub client_tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The statement classifier and its cache (per database: safe functions differ).
+    pub classifier: Arc<airlock_sql::Classifier>,
+}
+
+impl std::fmt::Debug for DatabaseRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseRt")
+            .field("name", &self.upstream.name)
+            .field("url", &self.url)
             .finish()
     }
 }
@@ -202,6 +236,8 @@ pub struct Runtime {
     pub config: Config,
     /// Upstreams by name.
     pub upstreams: HashMap<String, Arc<UpstreamRt>>,
+    /// PostgreSQL databases by name.
+    pub databases: HashMap<String, Arc<DatabaseRt>>,
     /// Shared-listener prefixes, longest first.
     pub prefixes: Vec<(String, Arc<UpstreamRt>)>,
     /// The policy engine.
@@ -443,7 +479,7 @@ impl Runtime {
             path: String::new(),
             message: e.to_string(),
         })?
-        .with_root_certificates(roots)
+        .with_root_certificates(roots.clone())
         .with_no_client_auth();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -455,6 +491,18 @@ impl Runtime {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(std::time::Duration::from_secs(90))
                 .build(connector);
+
+        let mut databases = HashMap::new();
+        for (name, db) in &config.databases {
+            let rt = load_database(&config, name, db, authority, open_secrets, &mut key, &roots)?;
+            watched.extend(
+                [&db.ca_file, &db.tls_cert, &db.tls_key]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| config.resolve(p)),
+            );
+            databases.insert(name.clone(), Arc::new(rt));
+        }
 
         let mut catalog = Catalog::default();
         for r in &config.resources {
@@ -470,6 +518,7 @@ impl Runtime {
         Ok(Runtime {
             config,
             upstreams,
+            databases,
             prefixes,
             policy,
             catalog,
@@ -484,6 +533,121 @@ impl Runtime {
         env.and_then(|e| self.config.environment(e))
             .is_none_or(|e| e.protected)
     }
+}
+
+/// Reads PEM certificates from `path`.
+fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(certs)
+}
+
+fn load_database(
+    config: &Config,
+    name: &str,
+    db: &airlock_config::Database,
+    authority: &Authority,
+    open_secrets: bool,
+    key: &mut Option<MasterKey>,
+    public_roots: &rustls::RootCertStore,
+) -> Result<DatabaseRt, LoadError> {
+    use rustls::pki_types::pem::PemObject;
+    let bad = |message: String| LoadError::Database {
+        database: name.to_string(),
+        message,
+    };
+    let url = airlock_config::DbUrl::parse(&db.url).map_err(&bad)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let password = match &db.secret {
+        Some(secret) if open_secrets => {
+            if key.is_none() {
+                *key =
+                    Some(
+                        MasterKey::load(&config.key_path()).map_err(|source| LoadError::Key {
+                            upstream: name.to_string(),
+                            source,
+                        })?,
+                    );
+            }
+            match key.as_ref() {
+                Some(k) => authority
+                    .open_secret(k, secret, &db.environment)
+                    .map_err(|source| LoadError::Secret {
+                        upstream: name.to_string(),
+                        source,
+                    })?,
+                None => airlock_core::Secret::new(Vec::new()),
+            }
+        }
+        _ => airlock_core::Secret::new(Vec::new()),
+    };
+    let tls = match db.tls {
+        airlock_config::DbTls::Disable => None,
+        airlock_config::DbTls::Require => {
+            let mut roots = public_roots.clone();
+            if let Some(ca) = &db.ca_file {
+                for c in
+                    read_certs(&config.resolve(ca)).map_err(|m| bad(format!("ca_file: {m}")))?
+                {
+                    roots.add(c).map_err(|e| bad(format!("ca_file: {e}")))?;
+                }
+            }
+            let cfg = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| bad(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+        }
+    };
+    let client_tls = match (&db.tls_cert, &db.tls_key) {
+        (Some(cert), Some(keyfile)) => {
+            let certs =
+                read_certs(&config.resolve(cert)).map_err(|m| bad(format!("tls_cert: {m}")))?;
+            let pk = rustls::pki_types::PrivateKeyDer::from_pem_file(config.resolve(keyfile))
+                .map_err(|e| bad(format!("tls_key: {e}")))?;
+            let cfg = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| bad(e.to_string()))?
+                .with_no_client_auth()
+                .with_single_cert(certs, pk)
+                .map_err(|e| bad(format!("tls_cert/tls_key: {e}")))?;
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+        }
+        _ => None,
+    };
+    let rules =
+        RuleSet::from_toml("", Path::new("(database)")).map_err(|source| LoadError::Rules {
+            upstream: name.to_string(),
+            source,
+        })?;
+    let sql = airlock_sql::SqlConfig {
+        safe_functions: db.safe_functions.clone(),
+        ..airlock_sql::SqlConfig::default()
+    };
+    Ok(DatabaseRt {
+        upstream: Arc::new(UpstreamRt {
+            name: name.to_string(),
+            scheme: "postgres".into(),
+            authority: format!("{}:{}", url.host, url.port),
+            base_path: String::new(),
+            prefix: None,
+            environment: Some(db.environment.clone()),
+            rules,
+            secret: None,
+        }),
+        url,
+        password,
+        tls,
+        client_tls,
+        classifier: Arc::new(airlock_sql::Classifier::new(sql, 4096)),
+    })
 }
 
 #[cfg(test)]

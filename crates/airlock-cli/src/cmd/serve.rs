@@ -27,6 +27,9 @@ pub fn run(config: &Path, _args: ServeArgs, out: &Output) -> anyhow::Result<Exit
             for (name, a) in &b.upstreams {
                 parts.push(format!("{name} http://{a}"));
             }
+            for (name, a) in &b.databases {
+                parts.push(format!("{name} postgres://{a}"));
+            }
             parts.push(format!("admin http://{}", b.admin));
             println!("airlock gateway listening: {}", parts.join(", "));
         }

@@ -1,0 +1,1037 @@
+//! The PostgreSQL door: agents, `psql` and drivers connect here instead of to the database.
+//!
+//! ```text
+//! client --(startup, token as password)--> door --verify--> decide "connect" --> log in upstream
+//! client --Query/Parse/Bind--> classify (pg_query) --> decide --> forward | refuse in place
+//! server --everything--> relayed untouched, except a refusal's error, swapped for Airlock's
+//! ```
+//!
+//! Decisions happen where SQL runs: a simple `Query`, and a `Bind` (which makes a prepared
+//! statement executable; the statement keeps the class it was parsed with). A refused message is
+//! replaced by a statement that fails on the server with a marker, and the server's error for
+//! it is swapped for Airlock's ErrorResponse (SQLSTATE 42501). The server itself therefore keeps
+//! the protocol state exactly as for any failed statement: a transaction block is aborted, the
+//! rest of an extended-protocol batch is skipped until Sync, ReadyForQuery carries the right
+//! status, and answers stay in order however deeply the client pipelines.
+
+use crate::decision::{DoorRequest, Verdict};
+use crate::runtime::DatabaseRt;
+use crate::Shared;
+use airlock_audit::AuditEvent;
+use airlock_authority::Claims;
+use airlock_classify::{Classification, Operation};
+use airlock_core::{OpClass, Outcome};
+use airlock_pgwire::auth::{Login, Step};
+use airlock_pgwire::backend::{self, Backend, Report};
+use airlock_pgwire::frame::{startup_len, Chunk, Splitter};
+use airlock_pgwire::frontend::{self, Frontend, Startup};
+use airlock_sql::SqlClassification;
+use parking_lot::Mutex;
+use sha2::Digest;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+/// Largest message the door holds to read (a query, a Parse, a Bind with its parameters);
+/// anything bigger of those types is refused. Relayed messages (COPY data, rows) have no limit.
+const MAX_INSPECTED: usize = 8 << 20;
+/// Most prepared statements remembered per session.
+const MAX_STATEMENTS: usize = 10_000;
+/// How long a client has to finish its startup and login.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Startup parameters passed on to the database; anything else is refused, because settings
+/// such as `options`, `role` or `search_path` change how later statements are interpreted.
+const PASSED_PARAMS: &[&str] = &[
+    "application_name",
+    "DateStyle",
+    "TimeZone",
+    "extra_float_digits",
+    "IntervalStyle",
+];
+
+/// State the door shares across sessions: the cancel keys it handed out.
+#[derive(Default)]
+pub struct PgShared {
+    cancels: Mutex<HashMap<(i32, i32), CancelTarget>>,
+    sessions: AtomicU64,
+}
+
+impl std::fmt::Debug for PgShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgShared")
+    }
+}
+
+/// Where a cancel request for one client-visible key goes.
+#[derive(Clone)]
+struct CancelTarget {
+    db: Arc<DatabaseRt>,
+    pid: i32,
+    key: i32,
+}
+
+/// Serves one database's listener until `stop`.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    name: String,
+    sem: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => break,
+            p = Arc::clone(&sem).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let name = name.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = session(shared, &name, stream, peer, stop).await {
+                tracing::debug!(database = %name, %peer, error = %e, "session ended");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Why a session ended early (for the log; the client was already told).
+#[derive(Debug, thiserror::Error)]
+enum End {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol: {0}")]
+    Wire(#[from] airlock_pgwire::WireError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A client or server byte stream, plain or TLS.
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+
+async fn read_startup(c: &mut (impl AsyncRead + Unpin)) -> Result<Startup, End> {
+    let mut head = [0u8; 4];
+    c.read_exact(&mut head).await?;
+    let len = startup_len(head)?;
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).await?;
+    Ok(frontend::decode_startup(&body)?)
+}
+
+/// Reads one whole typed message of at most `max` bytes.
+async fn read_message(c: &mut (impl AsyncRead + Unpin), max: usize) -> Result<Vec<u8>, End> {
+    let mut head = [0u8; 5];
+    c.read_exact(&mut head).await?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if !(4..=max).contains(&len) {
+        return Err(airlock_pgwire::WireError::BadLength(len as u64).into());
+    }
+    let mut msg = Vec::with_capacity(len + 1);
+    msg.extend_from_slice(&head);
+    msg.resize(len + 1, 0);
+    c.read_exact(&mut msg[5..]).await?;
+    Ok(msg)
+}
+
+async fn fatal(c: &mut (impl AsyncWrite + Unpin), code: &str, message: &str, hint: &str) -> End {
+    let bytes = backend::encode_error(&Report {
+        severity: "FATAL",
+        code,
+        message,
+        detail: None,
+        hint: Some(hint),
+    });
+    let _ = c.write_all(&bytes).await;
+    let _ = c.flush().await;
+    End::Refused(message.to_string())
+}
+
+async fn session(
+    shared: Arc<Shared>,
+    name: &str,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> Result<(), End> {
+    let db = {
+        let rt = shared.runtime.load();
+        match rt.databases.get(name) {
+            Some(d) => Arc::clone(d),
+            None => {
+                return Err(fatal(
+                    &mut stream,
+                    "08004",
+                    &format!("database `{name}` is no longer served by this Airlock"),
+                    "ask the Airlock operator which listener serves it now",
+                )
+                .await)
+            }
+        }
+    };
+    let first = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut stream))
+        .await
+        .map_err(|_| End::Refused("startup timed out".into()))??;
+    match first {
+        Startup::Cancel { pid, key } => {
+            cancel(&shared, pid, key).await;
+            Ok(())
+        }
+        Startup::SslRequest => match &db.client_tls {
+            Some(acceptor) => {
+                stream.write_all(b"S").await?;
+                let mut tls = acceptor.accept(stream).await?;
+                let next = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut tls))
+                    .await
+                    .map_err(|_| End::Refused("startup timed out".into()))??;
+                after_tls(shared, db, tls, peer, true, next, stop).await
+            }
+            None => {
+                stream.write_all(b"N").await?;
+                let next = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut stream))
+                    .await
+                    .map_err(|_| End::Refused("startup timed out".into()))??;
+                after_tls(shared, db, stream, peer, false, next, stop).await
+            }
+        },
+        Startup::GssEncRequest => {
+            stream.write_all(b"N").await?;
+            let next = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut stream))
+                .await
+                .map_err(|_| End::Refused("startup timed out".into()))??;
+            after_tls(shared, db, stream, peer, false, next, stop).await
+        }
+        params @ Startup::Params(_) => {
+            after_tls(shared, db, stream, peer, false, params, stop).await
+        }
+    }
+}
+
+/// Forwards a client's cancel request to the backend its key stands for.
+async fn cancel(shared: &Shared, pid: i32, key: i32) {
+    let target = shared.pg.cancels.lock().get(&(pid, key)).cloned();
+    let Some(t) = target else {
+        tracing::info!("cancel request with an unknown key ignored");
+        return;
+    };
+    let packet = frontend::encode_cancel(t.pid, t.key);
+    match connect_upstream(&t.db).await {
+        Ok(mut up) => {
+            let _ = up.write_all(&packet).await;
+            let _ = up.flush().await;
+            // The server closes the connection when it has read the request.
+            let mut sink = [0u8; 1];
+            let _ = tokio::time::timeout(Duration::from_secs(5), up.read(&mut sink)).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "could not forward a cancel request"),
+    }
+}
+
+/// A TCP (and, when configured, TLS) connection to the database, before startup.
+async fn connect_upstream(db: &DatabaseRt) -> Result<Box<dyn Conn>, End> {
+    let addr = format!("{}:{}", db.url.host, db.url.port);
+    let mut tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&addr))
+        .await
+        .map_err(|_| End::Refused(format!("connecting to {addr} timed out")))??;
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = &db.tls else {
+        return Ok(Box::new(tcp));
+    };
+    tcp.write_all(&frontend::encode_ssl_request()).await?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await?;
+    if answer[0] != b'S' {
+        return Err(End::Refused(format!(
+            "{addr} does not offer TLS, and `tls = \"require\"` is set"
+        )));
+    }
+    let server = rustls::pki_types::ServerName::try_from(db.url.host.clone())
+        .map_err(|e| End::Refused(format!("host `{}`: {e}", db.url.host)))?;
+    Ok(Box::new(tls.connect(server, tcp).await?))
+}
+
+fn loopback(peer: &SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Why a startup was refused: SQLSTATE, message, hint.
+type StartupRefusal = (&'static str, String, String);
+
+/// Checks the client's startup parameters; returns those passed to the database.
+fn check_params(
+    db: &DatabaseRt,
+    params: &[(String, String)],
+) -> Result<Vec<(String, String)>, StartupRefusal> {
+    let mut passed = Vec::new();
+    for (k, v) in params {
+        match k.as_str() {
+            "user" => {}
+            "database" => {
+                if v != &db.url.database && v != &db.upstream.name {
+                    return Err((
+                        "3D000",
+                        format!("this Airlock listener serves database `{}`, not `{v}`", db.upstream.name),
+                        format!("connect with dbname={}", db.upstream.name),
+                    ));
+                }
+            }
+            "client_encoding" => {
+                if !matches!(
+                    v.to_ascii_uppercase().replace(['-', '_'], "").as_str(),
+                    "UTF8" | "UNICODE"
+                ) {
+                    return Err((
+                        "22023",
+                        format!("client_encoding `{v}` is refused: Airlock reads statements as UTF-8"),
+                        "set client_encoding=UTF8 (PGCLIENTENCODING=UTF8)".into(),
+                    ));
+                }
+            }
+            k if PASSED_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(k)) => {
+                passed.push((k.to_string(), v.clone()))
+            }
+            other => {
+                return Err((
+                    "42501",
+                    format!("startup parameter `{other}` is refused: it could change how the database interprets statements or who runs them"),
+                    "remove it from the connection string (options, role, search_path and replication are not passed through Airlock)".into(),
+                ))
+            }
+        }
+    }
+    Ok(passed)
+}
+
+/// The login decision: a `connect` operation on the database, decided and audited like any other.
+fn connect_classification() -> Classification {
+    Classification {
+        operations: vec![Operation {
+            action: "connect".into(),
+            class: OpClass::Read,
+            resource_kind: "database".into(),
+            resource_id: None,
+        }],
+        effective_method: "CONNECT".into(),
+        normalized_path: String::new(),
+        notes: Vec::new(),
+    }
+}
+
+static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
+
+async fn after_tls<C: Conn>(
+    shared: Arc<Shared>,
+    db: Arc<DatabaseRt>,
+    mut client: C,
+    peer: SocketAddr,
+    tls: bool,
+    startup: Startup,
+    stop: watch::Receiver<bool>,
+) -> Result<(), End> {
+    let Startup::Params(params) = startup else {
+        return Err(fatal(
+            &mut client,
+            "08P01",
+            "expected a startup message",
+            "connect with a PostgreSQL client (protocol 3.0)",
+        )
+        .await);
+    };
+    if !tls && !loopback(&peer) {
+        return Err(fatal(
+            &mut client,
+            "28000",
+            "Airlock requires TLS for connections that are not from this machine: the password is an Airlock token",
+            "connect with sslmode=require (and tell the operator to set tls_cert/tls_key if TLS is not offered)",
+        )
+        .await);
+    }
+    let passed = match check_params(&db, &params) {
+        Ok(p) => p,
+        Err((code, message, hint)) => return Err(fatal(&mut client, code, &message, &hint).await),
+    };
+
+    // Login: the password is the Airlock token.
+    client.write_all(&backend::encode_auth(3)).await?;
+    client.flush().await?;
+    let msg = tokio::time::timeout(LOGIN_TIMEOUT, read_message(&mut client, 8192))
+        .await
+        .map_err(|_| End::Refused("login timed out".into()))??;
+    let token = match frontend::decode(&msg)? {
+        Frontend::Password(p) => {
+            let p = p.strip_suffix(&[0]).unwrap_or(p);
+            String::from_utf8_lossy(p).into_owned()
+        }
+        _ => {
+            return Err(fatal(
+                &mut client,
+                "08P01",
+                "expected a password message",
+                "use your Airlock token as the password",
+            )
+            .await)
+        }
+    };
+    let session_id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
+    let rt = shared.runtime.load_full();
+    let cls = connect_classification();
+    let verdict = shared
+        .decider
+        .decide(
+            &rt,
+            DoorRequest {
+                door: "postgres",
+                upstream: &db.upstream,
+                token: Some(&token),
+                classification: &cls,
+                details: BTreeMap::from([
+                    ("peer".to_string(), peer.to_string()),
+                    ("session".to_string(), session_id.to_string()),
+                ]),
+                fingerprint: format!("connect:{}", db.upstream.name),
+                summary: format!("connect to {}", db.upstream.name),
+            },
+        )
+        .await;
+    if verdict.outcome != Outcome::Allow {
+        let (code, hint) = if verdict.code.starts_with("token_") || verdict.unauthenticated {
+            (
+                "28P01",
+                "use a valid Airlock token as the password; ask your owner for a new one"
+                    .to_string(),
+            )
+        } else {
+            ("42501", verdict.hint.clone())
+        };
+        let message = format!(
+            "Airlock refused the connection: {} ({})",
+            verdict.reason, verdict.code
+        );
+        return Err(fatal(&mut client, code, &message, &hint).await);
+    }
+    let Ok(claims) = shared
+        .decider
+        .authority()
+        .verify(&token, shared.decider.now())
+    else {
+        return Err(fatal(
+            &mut client,
+            "28P01",
+            "the token stopped being valid during login",
+            "ask your owner for a new Airlock token",
+        )
+        .await);
+    };
+
+    // Log in to the database with the sealed credential.
+    let mut upstream = match login_upstream(&db, &passed).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(database = %db.upstream.name, error = %e, "database login failed");
+            return Err(fatal(
+                &mut client,
+                "08006",
+                &format!("Airlock could not open a session on database `{}`", db.upstream.name),
+                "retry shortly; if it persists, tell the Airlock operator (the gateway log says why)",
+            )
+            .await);
+        }
+    };
+
+    // Hand the client its own cancel key; the real one never leaves the gateway.
+    let mut greeting = backend::encode_auth(0);
+    for (k, v) in &upstream.params {
+        greeting.extend(backend::encode_parameter(k, v));
+    }
+    let (fake_pid, fake_key) = loop {
+        let mut b = [0u8; 8];
+        getrandom::getrandom(&mut b).map_err(|e| End::Refused(e.to_string()))?;
+        let pid = i32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]);
+        let key = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+        let mut map = shared.pg.cancels.lock();
+        if let std::collections::hash_map::Entry::Vacant(e) = map.entry((pid, key)) {
+            e.insert(CancelTarget {
+                db: Arc::clone(&db),
+                pid: upstream.pid,
+                key: upstream.key,
+            });
+            break (pid, key);
+        }
+    };
+    greeting.extend(backend::encode_key(fake_pid, fake_key));
+    greeting.extend(backend::encode_ready(b'I'));
+    shared.pg.sessions.fetch_add(1, Ordering::Relaxed);
+    let result = async {
+        client.write_all(&greeting).await?;
+        client.flush().await?;
+        relay(
+            &shared,
+            &db,
+            client,
+            &mut upstream,
+            claims,
+            token,
+            session_id,
+            stop,
+        )
+        .await
+    }
+    .await;
+    shared.pg.cancels.lock().remove(&(fake_pid, fake_key));
+    shared.pg.sessions.fetch_sub(1, Ordering::Relaxed);
+    result
+}
+
+/// A logged-in database session.
+struct Upstream {
+    conn: Box<dyn Conn>,
+    params: Vec<(String, String)>,
+    pid: i32,
+    key: i32,
+}
+
+/// Settings the classifier depends on; the session ends if the server reports them changed.
+fn pinned_ok(name: &str, value: &str) -> bool {
+    match name {
+        "client_encoding" => value.eq_ignore_ascii_case("UTF8"),
+        "standard_conforming_strings" => value == "on",
+        _ => true,
+    }
+}
+
+async fn login_upstream(db: &DatabaseRt, passed: &[(String, String)]) -> Result<Upstream, End> {
+    let mut conn = connect_upstream(db).await?;
+    let mut params: Vec<(&str, &str)> = vec![
+        ("user", &db.url.user),
+        ("database", &db.url.database),
+        ("client_encoding", "UTF8"),
+    ];
+    params.extend(passed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    conn.write_all(&frontend::encode_startup(&params)).await?;
+    conn.flush().await?;
+    let mut login = Login::new(&db.url.user, db.password.expose());
+    let mut server_params = Vec::new();
+    let (mut pid, mut key) = (0, 0);
+    loop {
+        let msg = tokio::time::timeout(LOGIN_TIMEOUT, read_message(&mut conn, 1 << 16))
+            .await
+            .map_err(|_| End::Refused("the database did not finish the login in time".into()))??;
+        match backend::decode(&msg)? {
+            Backend::Auth(req) => match login.step(req)? {
+                Step::Send(bytes) => {
+                    conn.write_all(&bytes).await?;
+                    conn.flush().await?;
+                }
+                Step::Wait | Step::Done => {}
+            },
+            Backend::ParameterStatus { name, value } => {
+                if !pinned_ok(name, value) {
+                    return Err(End::Refused(format!(
+                        "the database reports {name} = {value}; Airlock's parser needs client_encoding UTF8 and standard_conforming_strings on"
+                    )));
+                }
+                server_params.push((name.to_string(), value.to_string()));
+            }
+            Backend::BackendKeyData { pid: p, key: k } => (pid, key) = (p, k),
+            Backend::ReadyForQuery(_) => break,
+            Backend::Error(fields) => {
+                return Err(End::Refused(format!(
+                    "the database refused the login: {} ({})",
+                    backend::field(&fields, b'M').unwrap_or("no message"),
+                    backend::field(&fields, b'C').unwrap_or("?")
+                )))
+            }
+            Backend::Other(_) => {}
+        }
+    }
+    if !server_params
+        .iter()
+        .any(|(k, v)| k == "standard_conforming_strings" && v == "on")
+    {
+        return Err(End::Refused(
+            "the database did not confirm standard_conforming_strings = on".into(),
+        ));
+    }
+    Ok(Upstream {
+        conn,
+        params: server_params,
+        pid,
+        key,
+    })
+}
+
+/// What a session remembers about one prepared statement.
+struct Prepared {
+    classification: Arc<Classification>,
+    digest: String,
+    summary: String,
+    tags: String,
+}
+
+/// Errors the server will report for refused messages, to be swapped for Airlock's.
+type Pending = Arc<Mutex<VecDeque<(String, Vec<u8>)>>>;
+
+#[allow(clippy::too_many_arguments)]
+async fn relay<C: Conn>(
+    shared: &Arc<Shared>,
+    db: &Arc<DatabaseRt>,
+    client: C,
+    upstream: &mut Upstream,
+    claims: Arc<Claims>,
+    token: String,
+    session_id: u64,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), End> {
+    let (mut client_r, client_w) = tokio::io::split(client);
+    let (mut server_r, mut server_w) = tokio::io::split(&mut upstream.conn);
+    let pending: Pending = Arc::new(Mutex::new(VecDeque::new()));
+    let client_w = Arc::new(tokio::sync::Mutex::new(client_w));
+    let mut session = Session {
+        shared: Arc::clone(shared),
+        db: Arc::clone(db),
+        claims,
+        token,
+        id: session_id,
+        statements: HashMap::new(),
+        pending: Arc::clone(&pending),
+        refusals: 0,
+    };
+    let to_server = async {
+        let mut buf = bytes::BytesMut::with_capacity(16 * 1024);
+        let mut splitter = Splitter::new(MAX_INSPECTED);
+        let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+        loop {
+            let n = client_r.read_buf(&mut buf).await?;
+            if n == 0 {
+                return Ok::<(), End>(());
+            }
+            let mut terminate = false;
+            loop {
+                match splitter.next(&buf, |t| {
+                    matches!(t, b'Q' | b'P' | b'B' | b'C' | b'F' | b'X')
+                })? {
+                    Chunk::NeedMore => break,
+                    Chunk::Relay(n) => {
+                        out.extend_from_slice(&buf[..n]);
+                        let _ = buf.split_to(n);
+                    }
+                    Chunk::Discard(n) => {
+                        let _ = buf.split_to(n);
+                    }
+                    Chunk::Oversize { tag, len } => {
+                        let _ = buf.split_to(5);
+                        session.oversize(tag, len, &mut out).await;
+                    }
+                    Chunk::Message { len, .. } => {
+                        let msg = buf.split_to(len);
+                        terminate |= session.message(&msg, &mut out).await?;
+                    }
+                }
+            }
+            if !out.is_empty() {
+                server_w.write_all(&out).await?;
+                out.clear();
+            }
+            if terminate {
+                return Ok(());
+            }
+        }
+    };
+    let to_client = async {
+        let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
+        let mut splitter = Splitter::new(MAX_INSPECTED);
+        let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+        loop {
+            let n = server_r.read_buf(&mut buf).await?;
+            if n == 0 {
+                return Err::<(), End>(End::Refused("the database closed the session".into()));
+            }
+            loop {
+                match splitter.next(&buf, |t| matches!(t, b'E' | b'S'))? {
+                    Chunk::NeedMore => break,
+                    Chunk::Relay(n) => {
+                        out.extend_from_slice(&buf[..n]);
+                        let _ = buf.split_to(n);
+                    }
+                    Chunk::Discard(n) => {
+                        let _ = buf.split_to(n);
+                    }
+                    Chunk::Oversize { .. } => {
+                        return Err(End::Refused(
+                            "the database sent an oversized error or parameter".into(),
+                        ));
+                    }
+                    Chunk::Message { tag, len } => {
+                        let msg = buf.split_to(len);
+                        match backend::decode(&msg)? {
+                            Backend::ParameterStatus { name, value } if !pinned_ok(name, value) => {
+                                let why = format!("the database reports {name} = {value}; Airlock ends the session because its parser depends on that setting");
+                                out.extend(backend::encode_error(&Report {
+                                    severity: "FATAL",
+                                    code: "42501",
+                                    message: &why,
+                                    detail: None,
+                                    hint: Some("reconnect; do not change client_encoding or standard_conforming_strings through Airlock"),
+                                }));
+                                let mut w = client_w.lock().await;
+                                let _ = w.write_all(&out).await;
+                                return Err(End::Refused(why));
+                            }
+                            Backend::Error(fields) if tag == b'E' => {
+                                out.extend_from_slice(
+                                    &swap_error(&pending, &fields).unwrap_or_else(|| msg.to_vec()),
+                                );
+                            }
+                            _ => out.extend_from_slice(&msg),
+                        }
+                    }
+                }
+            }
+            if !out.is_empty() {
+                let mut w = client_w.lock().await;
+                w.write_all(&out).await?;
+                out.clear();
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = to_server => r,
+        r = to_client => r,
+        _ = stop.changed() => {
+            let mut w = client_w.lock().await;
+            let _ = w.write_all(&backend::encode_error(&Report {
+                severity: "FATAL",
+                code: "57P01",
+                message: "Airlock is shutting down",
+                detail: None,
+                hint: Some("reconnect in a moment"),
+            })).await;
+            Ok(())
+        }
+    };
+    let mut w = client_w.lock().await;
+    let _ = w.flush().await;
+    let _ = w.shutdown().await;
+    result
+}
+
+/// If `fields` is the server's error for a refused message's stand-in, Airlock's error instead.
+fn swap_error(pending: &Pending, fields: &[(u8, &str)]) -> Option<Vec<u8>> {
+    let mut p = pending.lock();
+    if p.is_empty() {
+        return None;
+    }
+    let message = backend::field(fields, b'M')?;
+    let at = p
+        .iter()
+        .position(|(marker, _)| message.contains(marker.as_str()))?;
+    // Stand-ins before this one were skipped by the server (an earlier error in their batch).
+    let mut taken = p.drain(..=at);
+    taken.next_back().map(|(_, bytes)| bytes)
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    db: Arc<DatabaseRt>,
+    claims: Arc<Claims>,
+    token: String,
+    id: u64,
+    statements: HashMap<String, Prepared>,
+    pending: Pending,
+    refusals: u64,
+}
+
+/// Everything a decision needs about some SQL.
+struct Sql {
+    classification: Arc<Classification>,
+    digest: String,
+    summary: String,
+    tags: String,
+}
+
+impl Session {
+    /// Handles one inspected client message; true when the client said goodbye.
+    async fn message(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<bool, End> {
+        match frontend::decode(msg)? {
+            Frontend::Query(sql) => {
+                let parsed = self.db.classifier.classify(sql);
+                let prepared: Vec<(String, OpClass)> = parsed
+                    .statements
+                    .iter()
+                    .filter_map(|s| s.prepared.clone())
+                    .collect();
+                let info = self.describe(sql, &parsed);
+                let verdict = self.decide(&info, "query").await;
+                if verdict.outcome == Outcome::Allow {
+                    out.extend_from_slice(msg);
+                    for (name, _) in prepared {
+                        self.remember(name, &info);
+                    }
+                } else {
+                    self.refuse(&verdict, &info.tags, true, out);
+                }
+            }
+            Frontend::Parse { name, query } => {
+                if self.statements.len() >= MAX_STATEMENTS && !self.statements.contains_key(name) {
+                    let info = unclassifiable(&format!(
+                        "more than {MAX_STATEMENTS} prepared statements in one session"
+                    ));
+                    let verdict = self.decide(&info, "parse").await;
+                    self.refuse(&verdict, &info.tags, false, out);
+                    return Ok(false);
+                }
+                let parsed = self.db.classifier.classify(query);
+                let info = self.describe(query, &parsed);
+                self.remember(name.to_string(), &info);
+                out.extend_from_slice(msg);
+            }
+            Frontend::Bind { statement, .. } => {
+                let info = match self.statements.get(statement) {
+                    Some(p) => Sql {
+                        classification: Arc::clone(&p.classification),
+                        digest: p.digest.clone(),
+                        summary: p.summary.clone(),
+                        tags: p.tags.clone(),
+                    },
+                    None => unclassifiable(&format!(
+                        "prepared statement `{statement}` was not prepared through Airlock"
+                    )),
+                };
+                let verdict = self.decide(&info, "bind").await;
+                if verdict.outcome == Outcome::Allow {
+                    out.extend_from_slice(msg);
+                } else {
+                    self.refuse(&verdict, &info.tags, false, out);
+                }
+            }
+            Frontend::Close { kind, name } => {
+                if kind == b'S' {
+                    self.statements.remove(name);
+                }
+                out.extend_from_slice(msg);
+            }
+            Frontend::FunctionCall => {
+                let info = unclassifiable(
+                    "a fast-path function call runs code without SQL Airlock can read",
+                );
+                let verdict = self.decide(&info, "function_call").await;
+                // Whatever the policy says, a call Airlock cannot read never runs.
+                let verdict = if verdict.outcome == Outcome::Allow {
+                    self.audit_forced_refusal(&info).await
+                } else {
+                    verdict
+                };
+                self.refuse(&verdict, &info.tags, true, out);
+            }
+            Frontend::Terminate => {
+                out.extend_from_slice(msg);
+                return Ok(true);
+            }
+            Frontend::Password(_) | Frontend::Other(_) => out.extend_from_slice(msg),
+        }
+        Ok(false)
+    }
+
+    /// A Query, Parse or Bind too large to hold is refused whole.
+    async fn oversize(&mut self, tag: u8, len: usize, out: &mut Vec<u8>) {
+        let info = unclassifiable(&format!(
+            "a `{}` message of {len} bytes is over the {MAX_INSPECTED} byte limit Airlock reads",
+            tag as char
+        ));
+        let verdict = self.decide(&info, "oversize").await;
+        let verdict = if verdict.outcome == Outcome::Allow {
+            self.audit_forced_refusal(&info).await
+        } else {
+            verdict
+        };
+        self.refuse(&verdict, &info.tags, tag == b'Q' || tag == b'F', out);
+    }
+
+    fn remember(&mut self, name: String, info: &Sql) {
+        self.statements.insert(
+            name,
+            Prepared {
+                classification: Arc::clone(&info.classification),
+                digest: info.digest.clone(),
+                summary: info.summary.clone(),
+                tags: info.tags.clone(),
+            },
+        );
+    }
+
+    /// Turns a classification into what the decision path takes, resolving `EXECUTE name` from
+    /// the statements this session prepared.
+    fn describe(&self, sql: &str, parsed: &SqlClassification) -> Sql {
+        let mut operations = Vec::new();
+        let mut tags = Vec::new();
+        let mut notes = Vec::new();
+        for s in &parsed.statements {
+            tags.push(s.tag.clone());
+            notes.extend(s.notes.iter().cloned());
+            match s.executes.as_deref().and_then(|n| self.statements.get(n)) {
+                Some(p) => operations.extend(p.classification.operations.iter().cloned()),
+                None => operations.extend(s.operations.iter().cloned()),
+            }
+        }
+        let tags = tags.join(";");
+        let resources: Vec<String> = operations
+            .iter()
+            .filter_map(|o| o.resource_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let summary = if resources.is_empty() {
+            tags.clone()
+        } else {
+            format!("{tags} {}", resources.join(","))
+        };
+        Sql {
+            classification: Arc::new(Classification {
+                operations,
+                effective_method: "SQL".into(),
+                normalized_path: String::new(),
+                notes,
+            }),
+            digest: hex::encode(sha2::Sha256::digest(sql.as_bytes())),
+            summary,
+            tags,
+        }
+    }
+
+    async fn decide(&self, info: &Sql, via: &str) -> Verdict {
+        let rt = self.shared.runtime.load();
+        self.shared
+            .decider
+            .decide(
+                &rt,
+                DoorRequest {
+                    door: "postgres",
+                    upstream: &self.db.upstream,
+                    token: Some(&self.token),
+                    classification: &info.classification,
+                    details: BTreeMap::from([
+                        ("statement".to_string(), info.tags.clone()),
+                        ("via".to_string(), via.to_string()),
+                        ("session".to_string(), self.id.to_string()),
+                    ]),
+                    // The exact text: an approval covers this statement, not one like it.
+                    fingerprint: format!("sql:{}", info.digest),
+                    summary: format!("SQL {}", info.summary),
+                },
+            )
+            .await
+    }
+
+    /// Audits a refusal that no policy can lift, and returns its verdict.
+    async fn audit_forced_refusal(&self, info: &Sql) -> Verdict {
+        let reason = info
+            .classification
+            .notes
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "refused".into());
+        let event = AuditEvent {
+            time: self.shared.decider.now(),
+            actor: self.claims.actor(),
+            action: info.tags.clone(),
+            resource: Some(self.db.upstream.name.clone()),
+            environment: self.db.upstream.environment.as_ref().map(|e| e.to_string()),
+            decision: Outcome::Deny,
+            reason: reason.clone(),
+            details: BTreeMap::from([
+                ("door".to_string(), "postgres".to_string()),
+                ("code".to_string(), "unreadable_operation".to_string()),
+                ("session".to_string(), self.id.to_string()),
+            ]),
+        };
+        let seq = self.shared.decider.audit_refusal(event).await;
+        Verdict {
+            outcome: Outcome::Deny,
+            code: "unreadable_operation".into(),
+            reason,
+            hint: "send the operation as SQL Airlock can classify".into(),
+            class: OpClass::Destructive,
+            operations: Vec::new(),
+            audit_seq: seq,
+            unauthenticated: false,
+            approval: None,
+        }
+    }
+
+    /// Replaces a refused message with a stand-in that fails on the server, and queues Airlock's
+    /// error to take the place of the server's.
+    fn refuse(&mut self, v: &Verdict, what: &str, simple: bool, out: &mut Vec<u8>) {
+        self.refusals += 1;
+        let marker = format!("airlock-refusal-{}-{}", self.id, self.refusals);
+        let mut message = format!("Airlock refused {what}: {} ({})", v.reason, v.code);
+        if let Some((id, expires)) = &v.approval {
+            message.push_str(&format!(
+                "; approval {id} requested, valid until {}",
+                airlock_core::fmt_time(*expires)
+            ));
+        }
+        let detail = v.audit_seq.map(|s| format!("audit record {s}"));
+        let error = backend::encode_error(&Report {
+            severity: "ERROR",
+            code: "42501",
+            message: &message,
+            detail: detail.as_deref(),
+            hint: Some(&v.hint),
+        });
+        {
+            let mut p = self.pending.lock();
+            if p.len() >= 1024 {
+                p.pop_front();
+            }
+            p.push_back((marker.clone(), error));
+        }
+        let stand_in = format!("SELECT '{marker}'::int4");
+        if simple {
+            out.extend(frontend::encode_query(&stand_in));
+        } else {
+            out.extend(frontend::encode_parse("", &stand_in));
+        }
+    }
+}
+
+fn unclassifiable(why: &str) -> Sql {
+    Sql {
+        classification: Arc::new(Classification {
+            operations: vec![Operation {
+                action: airlock_sql::UNCLASSIFIABLE.into(),
+                class: OpClass::Destructive,
+                resource_kind: String::new(),
+                resource_id: None,
+            }],
+            effective_method: "SQL".into(),
+            normalized_path: String::new(),
+            notes: vec![format!("{why}: treated as destructive")],
+        }),
+        digest: hex::encode(sha2::Sha256::digest(why.as_bytes())),
+        summary: airlock_sql::UNCLASSIFIABLE.into(),
+        tags: airlock_sql::UNCLASSIFIABLE.into(),
+    }
+}
