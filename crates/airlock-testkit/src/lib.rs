@@ -7,7 +7,9 @@
 
 pub mod client;
 pub mod cloud;
+pub mod pg;
 pub mod receiver;
+pub mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,701 @@
+//! The PostgreSQL door against a real PostgreSQL and real clients (psql, tokio-postgres,
+//! pgbench): what an agent can and cannot do to a database through Airlock.
+//!
+//! Needs a PostgreSQL server (`AIRLOCK_TEST_PG`, default `postgres://postgres@127.0.0.1:5432`,
+//! trust auth) and the psql/pgbench clients; `.ci/run` installs and starts them when missing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use airlock_testkit::pg::{Cluster, Server};
+use airlock_testkit::serve::Serving;
+use airlock_testkit::Home;
+use std::net::SocketAddr;
+use std::process::Command;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+
+/// A home with one database in `env`, an owner, and an agent.
+fn home_with(db_name: &str, server: &Server, database: &str, env: &str, extra: &str) -> Home {
+    let h = Home::init(BIN);
+    let cfg = h.path().join("airlock.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[gateway]\nadmin_listen = \"127.0.0.1:0\"\n\n[databases.{db_name}]\nlisten = \"127.0.0.1:0\"\nurl = \"postgres://{}@{}:{}/{database}\"\nenvironment = \"{env}\"\n{extra}\n",
+        server.user, server.host, server.port
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
+    h.run(&[
+        "identity",
+        "add",
+        "db-bot",
+        "--kind",
+        "agent",
+        "--owner",
+        "alice",
+        "--purpose",
+        "booking reports",
+    ])
+    .ok();
+    h
+}
+
+fn token(h: &Home, env: &str, allow: &str) -> String {
+    h.run(&[
+        "token",
+        "issue",
+        "--identity",
+        "db-bot",
+        "--env",
+        env,
+        "--allow",
+        allow,
+    ])
+    .ok()
+    .stdout
+    .trim()
+    .to_string()
+}
+
+async fn connect(addr: SocketAddr, db: &str, token: &str) -> Result<Client, tokio_postgres::Error> {
+    let conn = format!(
+        "host={} port={} user=db-bot dbname={db} password={token}",
+        addr.ip(),
+        addr.port()
+    );
+    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+fn psql(addr: SocketAddr, db: &str, token: &str, sql: &str) -> (bool, String, String) {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            &addr.ip().to_string(),
+            "-p",
+            &addr.port().to_string(),
+            "-U",
+            "db-bot",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", token)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("psql is installed");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn count(direct: &Client) -> i64 {
+    direct
+        .query_one("SELECT count(*) FROM bookings", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn seed(direct: &Client) {
+    direct
+        .batch_execute(
+            "CREATE TABLE bookings (id int PRIMARY KEY, guest text NOT NULL, nights int NOT NULL);
+             INSERT INTO bookings SELECT g, 'guest ' || g, g % 7 FROM generate_series(1, 100) g;",
+        )
+        .await
+        .unwrap();
+}
+
+fn audit(h: &Home) -> Vec<serde_json::Value> {
+    let out = h
+        .run(&["audit", "list", "--json", "--limit", "1000"])
+        .ok()
+        .stdout;
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staging_token_cannot_open_the_production_database() {
+    let server = Server::from_env();
+    let database = server.create_database("envcheck").await;
+    let h = home_with("bookings", &server, &database, "production", "");
+    let staging = token(&h, "staging", "read,write,destructive");
+    let gw = Serving::start(&h);
+    let addr = gw.database("bookings");
+
+    let Err(err) = connect(addr, "bookings", &staging).await else {
+        panic!("a staging token opened the production database");
+    };
+    let db_err = err
+        .as_db_error()
+        .expect("a PostgreSQL error, not a dropped socket");
+    assert_eq!(db_err.code(), &SqlState::INSUFFICIENT_PRIVILEGE);
+    assert!(
+        db_err.message().contains("environment_mismatch"),
+        "{db_err:?}"
+    );
+    assert!(
+        db_err.hint().unwrap_or("").contains("production"),
+        "{db_err:?}"
+    );
+
+    let (ok, _, stderr) = psql(addr, "bookings", "alk_not-a-token", "SELECT 1");
+    assert!(!ok);
+    assert!(
+        stderr.contains("Airlock refused the connection"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("alk_not-a-token"),
+        "the error echoes the secret: {stderr}"
+    );
+
+    gw.stop();
+    let records = audit(&h);
+    let refused = records
+        .iter()
+        .find(|r| {
+            r["action"] == "connect" && r["decision"] == "deny" && r["actor"]["id"] == "db-bot"
+        })
+        .expect("the refused connection is audited");
+    assert_eq!(refused["actor"]["kind"], "agent");
+    assert_eq!(refused["actor"]["owner"], "alice");
+    assert_eq!(refused["environment"], "production");
+    assert_eq!(refused["details"]["door"], "postgres");
+    assert_eq!(refused["details"]["code"], "environment_mismatch");
+    server.drop_database(&database).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destructive_statements_never_reach_the_database_and_the_session_stays_usable() {
+    let server = Server::from_env();
+    let database = server.create_database("destructive").await;
+    let direct = server.connect(&database).await;
+    seed(&direct).await;
+    let h = home_with("bookings", &server, &database, "production", "");
+    let prod = token(&h, "production", "read,write,destructive");
+    let gw = Serving::start(&h);
+    let addr = gw.database("bookings");
+
+    // Each is refused whole with SQLSTATE 42501 through psql; the table is intact after each.
+    for sql in [
+        "DROP TABLE bookings",
+        "TRUNCATE bookings",
+        "DELETE FROM bookings",
+        "UPDATE bookings SET nights = 0",
+        "DELETE FROM bookings WHERE true",
+        "WITH gone AS (DELETE FROM bookings RETURNING *) SELECT count(*) FROM gone",
+        "SELECT * FROM bookings; DROP TABLE bookings",
+        "SELECT 1; DELETE FROM bookings WHERE id = 1; DROP TABLE bookings",
+        "DO $$ BEGIN EXECUTE 'DROP TABLE bookings'; END $$",
+        "COPY bookings TO '/tmp/airlock-exfil.csv'",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'DELETE FROM bookings RETURNING 1'",
+        "SELECT pg_terminate_backend(1)",
+        "drop table bookings -- a comment",
+        "SELECT 'unterminated",
+    ] {
+        let (ok, stdout, stderr) = psql(addr, "bookings", &prod, sql);
+        assert!(!ok, "{sql} was not refused: {stdout}");
+        assert!(
+            stderr.contains("Airlock refused") || sql.contains("unterminated"),
+            "{sql}: {stderr}"
+        );
+        assert!(stdout.is_empty(), "{sql} returned rows: {stdout}");
+        assert_eq!(count(&direct).await, 100, "{sql} changed the table");
+    }
+    let one: i32 = direct
+        .query_one("SELECT nights FROM bookings WHERE id = 3", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(one, 3);
+
+    // The refusal is a proper error: code, hint, approval id; the same session carries on.
+    let agent = connect(addr, "bookings", &prod).await.unwrap();
+    let err = agent.simple_query("DROP TABLE bookings").await.unwrap_err();
+    let e = err.as_db_error().unwrap();
+    assert_eq!(e.code(), &SqlState::INSUFFICIENT_PRIVILEGE);
+    assert!(e.message().contains("approval_required"), "{e:?}");
+    assert!(e.message().contains("apr_"), "no approval id: {e:?}");
+    assert!(e.hint().unwrap().contains("approv"), "{e:?}");
+    let rows = agent
+        .query(
+            "SELECT id FROM bookings WHERE id <= $1 ORDER BY id",
+            &[&3i32],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+
+    // Inside a transaction block the refusal aborts the block, as PostgreSQL itself would.
+    agent.batch_execute("BEGIN").await.unwrap();
+    agent
+        .batch_execute("UPDATE bookings SET nights = 9 WHERE id = 1")
+        .await
+        .unwrap();
+    let err = agent
+        .batch_execute("DELETE FROM bookings")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    let err = agent.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+    agent.batch_execute("ROLLBACK").await.unwrap();
+    let nights: i32 = agent
+        .query_one("SELECT nights FROM bookings WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nights, 1, "the aborted block's update was rolled back");
+
+    // Extended protocol: a prepared unrestricted DELETE is refused when it would run.
+    let stmt = agent
+        .prepare("DELETE FROM bookings WHERE $1::int IS NOT NULL")
+        .await
+        .unwrap();
+    let err = agent.execute(&stmt, &[&1i32]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    assert_eq!(count(&direct).await, 100);
+
+    // Pipelined: refused and allowed queries interleaved each get their own answer, in order.
+    let scoped = agent
+        .prepare("UPDATE bookings SET nights = nights + 1 WHERE id = $1")
+        .await
+        .unwrap();
+    let read = agent
+        .prepare("SELECT guest FROM bookings WHERE id = $1")
+        .await
+        .unwrap();
+    let (a, b, c, d) = tokio::join!(
+        agent.query_one(&read, &[&7i32]),
+        agent.execute(&stmt, &[&2i32]),
+        agent.execute(&scoped, &[&8i32]),
+        agent.query_one(&read, &[&9i32]),
+    );
+    assert_eq!(a.unwrap().get::<_, String>(0), "guest 7");
+    assert_eq!(
+        b.unwrap_err().code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    assert_eq!(c.unwrap(), 1);
+    assert_eq!(d.unwrap().get::<_, String>(0), "guest 9");
+    assert_eq!(count(&direct).await, 100);
+
+    // A statement prepared in SQL keeps its class: preparing a wipe is already refused, and a
+    // name Airlock did not see prepared counts as destructive.
+    let err = agent
+        .batch_execute("PREPARE wipe AS DELETE FROM bookings")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    let err = agent.batch_execute("EXECUTE wipe").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    agent
+        .batch_execute("PREPARE one(int) AS SELECT guest FROM bookings WHERE id = $1")
+        .await
+        .unwrap();
+    let rows = agent.simple_query("EXECUTE one(5)").await.unwrap();
+    assert_eq!(rows_text(rows), vec![vec![Some("guest 5".to_string())]]);
+    assert_eq!(count(&direct).await, 100);
+
+    // Startup parameters that change interpretation are refused.
+    let conn = format!(
+        "host={} port={} user=db-bot dbname=bookings password={prod} options='-c search_path=evil'",
+        addr.ip(),
+        addr.port()
+    );
+    let Err(err) = tokio_postgres::connect(&conn, NoTls).await else {
+        panic!("options were accepted");
+    };
+    let e = err.as_db_error().unwrap();
+    assert!(e.message().contains("`options` is refused"), "{e:?}");
+
+    drop(agent);
+    let log = gw.stop();
+    assert!(!log.contains(&prod), "the gateway log holds a token");
+    let records = audit(&h);
+    let drops: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            r["details"]["door"] == "postgres"
+                && r["decision"] != "allow"
+                && r["action"].as_str().unwrap_or("").contains("DROP")
+        })
+        .collect();
+    assert!(!drops.is_empty());
+    for r in &drops {
+        assert_eq!(r["actor"]["kind"], "agent");
+        assert_eq!(r["environment"], "production");
+        assert!(r["details"]["statement"].is_string());
+    }
+    assert!(
+        !records.iter().any(|r| r.to_string().contains("guest ")),
+        "audit records hold query data"
+    );
+    h.run(&["audit", "verify"]).ok();
+    server.drop_database(&database).await;
+}
+
+/// Every (query, params) returns exactly what a direct connection returns, in both protocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_scoped_writes_return_what_the_database_returns() {
+    let server = Server::from_env();
+    let database = server.create_database("differential").await;
+    let direct = server.connect(&database).await;
+    seed(&direct).await;
+    let h = home_with("bookings", &server, &database, "staging", "");
+    let t = token(&h, "staging", "read,write");
+    let gw = Serving::start(&h);
+    let agent = connect(gw.database("bookings"), "bookings", &t)
+        .await
+        .unwrap();
+
+    let queries = [
+        "SELECT * FROM bookings ORDER BY id",
+        "SELECT guest, nights FROM bookings WHERE nights > 3 ORDER BY id DESC LIMIT 10",
+        "SELECT nights, count(*), sum(id) FROM bookings GROUP BY nights ORDER BY nights",
+        "SELECT b.id, x.n FROM bookings b JOIN (SELECT generate_series(1, 5) AS n) x ON x.n = b.id ORDER BY 1",
+        "SELECT upper(guest), length(guest), coalesce(NULL, nights) FROM bookings WHERE id IN (1, 2, 3) ORDER BY 1",
+        "WITH t AS (SELECT id FROM bookings WHERE id < 4) SELECT * FROM t ORDER BY id",
+        "SELECT 1 AS one, 'two' AS two, NULL AS three, now() IS NOT NULL AS ts",
+        "SELECT id FROM bookings WHERE guest LIKE 'guest 1%' ORDER BY id",
+        "UPDATE bookings SET nights = nights + 1 WHERE id = 10 RETURNING id, nights",
+        "INSERT INTO bookings VALUES (1000, 'new', 2) RETURNING *",
+        "DELETE FROM bookings WHERE id = 1000 RETURNING id",
+        "SELECT count(*) FROM bookings",
+    ];
+    for q in queries {
+        // Writes run once per side; restore in between so both see the same table.
+        let via = rows_text(agent.simple_query(q).await.unwrap());
+        if q.starts_with("UPDATE") {
+            direct
+                .batch_execute("UPDATE bookings SET nights = nights - 1 WHERE id = 10")
+                .await
+                .unwrap();
+        }
+        if q.starts_with("INSERT") {
+            direct
+                .batch_execute("DELETE FROM bookings WHERE id = 1000")
+                .await
+                .unwrap();
+        }
+        if q.starts_with("DELETE") {
+            direct
+                .batch_execute("INSERT INTO bookings VALUES (1000, 'new', 2)")
+                .await
+                .unwrap();
+        }
+        let want = rows_text(direct.simple_query(q).await.unwrap());
+        assert_eq!(via, want, "simple protocol: {q}");
+    }
+    for (q, p) in [
+        ("SELECT guest FROM bookings WHERE id = $1", 5i32),
+        (
+            "SELECT id::text, nights::text FROM bookings WHERE nights = $1 ORDER BY id",
+            3,
+        ),
+        (
+            "SELECT count(*)::text, NULL::text FROM bookings WHERE id > $1",
+            50,
+        ),
+        (
+            "UPDATE bookings SET nights = nights WHERE id = $1 RETURNING guest",
+            4,
+        ),
+    ] {
+        let text = |rows: Vec<tokio_postgres::Row>| -> Vec<Vec<Option<String>>> {
+            rows.iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<_, Option<String>>(i))
+                        .collect()
+                })
+                .collect()
+        };
+        let via = text(agent.query(q, &[&p]).await.unwrap());
+        let want = text(direct.query(q, &[&p]).await.unwrap());
+        assert!(!want.is_empty(), "{q} returns rows");
+        assert_eq!(via, want, "extended protocol: {q}");
+    }
+    drop(agent);
+    gw.stop();
+    server.drop_database(&database).await;
+}
+
+fn rows_text(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_cancels_and_copy_streams_both_ways() {
+    let server = Server::from_env();
+    let database = server.create_database("protocol").await;
+    let direct = server.connect(&database).await;
+    seed(&direct).await;
+    let h = home_with(
+        "bookings",
+        &server,
+        &database,
+        "staging",
+        "safe_functions = [\"pg_sleep\"]",
+    );
+    let t = token(&h, "staging", "read,write");
+    let gw = Serving::start(&h);
+    let agent = connect(gw.database("bookings"), "bookings", &t)
+        .await
+        .unwrap();
+
+    // Cancel: the client's key is Airlock's, mapped to the backend's real one.
+    let cancel = agent.cancel_token();
+    let sleeper = tokio::spawn(async move {
+        let r = agent.simple_query("SELECT pg_sleep(30)").await;
+        (agent, r)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    cancel.cancel_query(NoTls).await.unwrap();
+    let (agent, r) = sleeper.await.unwrap();
+    assert_eq!(r.unwrap_err().code(), Some(&SqlState::QUERY_CANCELED));
+    assert!(started.elapsed() < std::time::Duration::from_secs(25));
+
+    // COPY in and out, through the proxy, row for row.
+    use futures_util::{SinkExt, StreamExt};
+    let sink = agent
+        .copy_in("COPY bookings (id, guest, nights) FROM STDIN")
+        .await
+        .unwrap();
+    let mut sink = std::pin::pin!(sink);
+    let mut data = String::new();
+    for i in 1000..3000 {
+        data.push_str(&format!("{i}\tcopied {i}\t{}\n", i % 5));
+    }
+    sink.send(bytes::Bytes::from(data)).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2000);
+    assert_eq!(count(&direct).await, 2100);
+    let stream = agent
+        .copy_out("COPY (SELECT id FROM bookings ORDER BY id) TO STDOUT")
+        .await
+        .unwrap();
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 2100);
+    drop(agent);
+    gw.stop();
+    server.drop_database(&database).await;
+}
+
+/// A large COPY streams through with flat memory: the gateway's peak RSS stays far below the
+/// data size. (The 1 GB run is `AIRLOCK_COPY_MB=1024`; the default keeps CI quick.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_copy_streams_with_flat_memory() {
+    let mb: usize = std::env::var("AIRLOCK_COPY_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let server = Server::from_env();
+    let database = server.create_database("bigcopy").await;
+    let h = home_with("bookings", &server, &database, "staging", "");
+    let t = token(&h, "staging", "read");
+    let gw = Serving::start(&h);
+    let agent = connect(gw.database("bookings"), "bookings", &t)
+        .await
+        .unwrap();
+    use futures_util::StreamExt;
+    let rows = mb * 1024; // 1 KiB per row
+    let stream = agent
+        .copy_out(&format!(
+            "COPY (SELECT repeat('x', 1023) FROM generate_series(1, {rows})) TO STDOUT"
+        ))
+        .await
+        .unwrap();
+    let mut stream = std::pin::pin!(stream);
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        total += chunk.unwrap().len();
+    }
+    assert_eq!(total, rows * 1024);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gw.pid())).unwrap();
+    let peak_kb: usize = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        peak_kb < 96 * 1024,
+        "gateway peak memory {peak_kb} KiB while streaming {mb} MiB"
+    );
+    drop(agent);
+    gw.stop();
+    server.drop_database(&database).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_runs_through_the_door_in_both_protocols() {
+    let server = Server::from_env();
+    let database = server.create_database("pgbench").await;
+    let h = home_with("bench", &server, &database, "staging", "");
+    let t = token(&h, "staging", "read,write,destructive,privilege");
+    let gw = Serving::start(&h);
+    let addr = gw.database("bench");
+    let pgbench = |args: &[&str]| {
+        let out = Command::new("pgbench")
+            .args([
+                "-h",
+                &addr.ip().to_string(),
+                "-p",
+                &addr.port().to_string(),
+                "-U",
+                "db-bot",
+            ])
+            .args(args)
+            .arg("bench")
+            .env("PGPASSWORD", &t)
+            .output()
+            .expect("pgbench is installed");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "pgbench {args:?} failed:\n{text}");
+        text
+    };
+    pgbench(&["-i", "-s", "1", "-q"]);
+    for mode in ["simple", "extended", "prepared"] {
+        let text = pgbench(&["-M", mode, "-c", "4", "-j", "2", "-t", "50"]);
+        assert!(
+            text.contains("number of failed transactions: 0"),
+            "{mode}:\n{text}"
+        );
+    }
+    let direct = server.connect(&database).await;
+    let n: i64 = direct
+        .query_one("SELECT count(*) FROM pgbench_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Each run starts by truncating the history (pgbench's own vacuum step, through the door).
+    assert_eq!(n, 4 * 50);
+    gw.stop();
+    server.drop_database(&database).await;
+}
+
+/// The sealed credential logs in with SCRAM-SHA-256 and with md5; the agent never sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_door_logs_in_with_the_sealed_password_by_scram_and_md5() {
+    const PASSWORD: &str = "db-Password-7c1e9a";
+    let cluster = Cluster::start("app_scram", "app_md5", PASSWORD);
+    let server = Server {
+        user: "postgres".into(),
+        host: "127.0.0.1".into(),
+        port: cluster.port,
+    };
+    for user in ["app_scram", "app_md5"] {
+        let h = Home::init(BIN);
+        let cfg = h.path().join("airlock.toml");
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&format!(
+            "\n[gateway]\nadmin_listen = \"127.0.0.1:0\"\n\n[databases.main]\nlisten = \"127.0.0.1:0\"\nurl = \"postgres://{user}@127.0.0.1:{}/postgres\"\nenvironment = \"staging\"\nsecret = \"main-db\"\n",
+            server.port
+        ));
+        std::fs::write(&cfg, text).unwrap();
+        h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
+        h.run(&[
+            "identity",
+            "add",
+            "db-bot",
+            "--kind",
+            "agent",
+            "--owner",
+            "alice",
+            "--purpose",
+            "reports",
+        ])
+        .ok();
+        h.run_with_stdin(
+            &["secret", "set", "main-db", "--env", "staging"],
+            Some(PASSWORD),
+        )
+        .ok();
+        let t = token(&h, "staging", "read");
+        let gw = Serving::start(&h);
+        let agent = connect(gw.database("main"), "main", &t).await.unwrap();
+        let who: String = agent
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(who, user);
+        let (ok, stdout, stderr) = psql(gw.database("main"), "main", &t, "SELECT current_user");
+        assert!(ok, "{stderr}");
+        assert_eq!(stdout.trim(), user);
+        drop(agent);
+        let log = gw.stop();
+        assert!(
+            !log.contains(PASSWORD),
+            "the gateway log holds the database password"
+        );
+    }
+
+    // A wrong sealed password: the agent is told Airlock could not open the session, not why.
+    let h = Home::init(BIN);
+    let cfg = h.path().join("airlock.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[gateway]\nadmin_listen = \"127.0.0.1:0\"\n\n[databases.main]\nlisten = \"127.0.0.1:0\"\nurl = \"postgres://app_scram@127.0.0.1:{}/postgres\"\nenvironment = \"staging\"\nsecret = \"main-db\"\n",
+        server.port
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
+    h.run(&[
+        "identity",
+        "add",
+        "db-bot",
+        "--kind",
+        "agent",
+        "--owner",
+        "alice",
+        "--purpose",
+        "reports",
+    ])
+    .ok();
+    h.run_with_stdin(
+        &["secret", "set", "main-db", "--env", "staging"],
+        Some("wrong"),
+    )
+    .ok();
+    let t = token(&h, "staging", "read");
+    let gw = Serving::start(&h);
+    let Err(err) = connect(gw.database("main"), "main", &t).await else {
+        panic!("a wrong sealed password logged in");
+    };
+    let e = err.as_db_error().unwrap();
+    assert!(e.message().contains("could not open a session"), "{e:?}");
+    assert!(!e.message().contains("app_scram"), "{e:?}");
+    let log = gw.stop();
+    assert!(log.contains("database login failed"), "{log}");
+}
