@@ -544,6 +544,7 @@ async fn a_large_copy_streams_with_flat_memory() {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap();
+    eprintln!("streamed {mb} MiB; gateway peak RSS {peak_kb} KiB");
     assert!(
         peak_kb < 96 * 1024,
         "gateway peak memory {peak_kb} KiB while streaming {mb} MiB"
