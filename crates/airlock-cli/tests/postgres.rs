@@ -700,3 +700,55 @@ async fn the_door_logs_in_with_the_sealed_password_by_scram_and_md5() {
     let log = gw.stop();
     assert!(log.contains("database login failed"), "{log}");
 }
+
+/// Clients that send the token over the network use TLS; the door offers it with the configured
+/// certificate, and psql verifies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_can_connect_with_verified_tls() {
+    let server = Server::from_env();
+    let database = server.create_database("tls").await;
+    let h = home_with(
+        "bookings",
+        &server,
+        &database,
+        "staging",
+        "tls_cert = \"door.crt\"\ntls_key = \"door.key\"",
+    );
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(h.path().join("door.crt"), ck.cert.pem()).unwrap();
+    std::fs::write(h.path().join("door.key"), ck.key_pair.serialize_pem()).unwrap();
+    let t = token(&h, "staging", "read");
+    let gw = Serving::start(&h);
+    let addr = gw.database("bookings");
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"])
+        .arg(format!(
+            "host=localhost hostaddr={} port={} user=db-bot dbname=bookings sslmode=verify-full sslrootcert={}",
+            addr.ip(),
+            addr.port(),
+            h.path().join("door.crt").display()
+        ))
+        .env("PGPASSWORD", &t)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The door terminates the client's TLS; its own hop to this loopback database is plain.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "f");
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", "-c", "SELECT 1"])
+        .arg(format!(
+            "host=localhost hostaddr={} port={} user=db-bot dbname=bookings sslmode=verify-full sslrootcert=/etc/ssl/certs/ca-certificates.crt",
+            addr.ip(),
+            addr.port(),
+        ))
+        .env("PGPASSWORD", &t)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a certificate no one signed was accepted"
+    );
+    gw.stop();
+    server.drop_database(&database).await;
+}
