@@ -717,6 +717,8 @@ async fn clients_can_connect_with_verified_tls() {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(h.path().join("door.crt"), ck.cert.pem()).unwrap();
     std::fs::write(h.path().join("door.key"), ck.key_pair.serialize_pem()).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(h.path().join("other.crt"), other.cert.pem()).unwrap();
     let t = token(&h, "staging", "read");
     let gw = Serving::start(&h);
     let addr = gw.database("bookings");
@@ -738,17 +740,19 @@ async fn clients_can_connect_with_verified_tls() {
     let out = Command::new("psql")
         .args(["-X", "-A", "-t", "-c", "SELECT 1"])
         .arg(format!(
-            "host=localhost hostaddr={} port={} user=db-bot dbname=bookings sslmode=verify-full sslrootcert=/etc/ssl/certs/ca-certificates.crt",
+            "host=localhost hostaddr={} port={} user=db-bot dbname=bookings sslmode=verify-full sslrootcert={}",
             addr.ip(),
             addr.port(),
+            h.path().join("other.crt").display()
         ))
         .env("PGPASSWORD", &t)
         .output()
         .unwrap();
     assert!(
         !out.status.success(),
-        "a certificate no one signed was accepted"
+        "psql accepted a certificate it does not trust"
     );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("certificate"));
     gw.stop();
     server.drop_database(&database).await;
 }
