@@ -342,6 +342,41 @@ fn connect_classification() -> Classification {
 
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// The door's lines of the Prometheus exposition: open sessions and, per database, how often
+/// the statement cache spared a parse.
+pub fn render_metrics(shared: &Shared) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# HELP airlock_pg_sessions Open PostgreSQL door sessions."
+    );
+    let _ = writeln!(s, "# TYPE airlock_pg_sessions gauge");
+    let _ = writeln!(
+        s,
+        "airlock_pg_sessions {}",
+        shared.pg.sessions.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        s,
+        "# HELP airlock_sql_classifications_total Statement texts classified, by cache result."
+    );
+    let _ = writeln!(s, "# TYPE airlock_sql_classifications_total counter");
+    let rt = shared.runtime.load();
+    let mut names: Vec<&String> = rt.databases.keys().collect();
+    names.sort();
+    for name in names {
+        let stats = rt.databases[name].classifier.stats();
+        for (result, n) in [("hit", stats.hits), ("miss", stats.misses)] {
+            let _ = writeln!(
+                s,
+                "airlock_sql_classifications_total{{database=\"{name}\",cache=\"{result}\"}} {n}"
+            );
+        }
+    }
+    s
+}
+
 async fn after_tls<C: Conn>(
     shared: Arc<Shared>,
     db: Arc<DatabaseRt>,
@@ -922,8 +957,10 @@ impl Session {
     }
 
     async fn decide(&self, info: &Sql, via: &str) -> Verdict {
+        let started = std::time::Instant::now();
         let rt = self.shared.runtime.load();
-        self.shared
+        let verdict = self
+            .shared
             .decider
             .decide(
                 &rt,
@@ -942,7 +979,11 @@ impl Session {
                     summary: format!("SQL {}", info.summary),
                 },
             )
-            .await
+            .await;
+        self.shared
+            .metrics
+            .decision(verdict.outcome, started.elapsed().as_micros() as u64);
+        verdict
     }
 
     /// Audits a refusal that no policy can lift, and returns its verdict.
