@@ -8,6 +8,7 @@
 pub mod client;
 pub mod cloud;
 pub mod receiver;
+pub mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
