@@ -51,6 +51,9 @@ pub enum IdentityError {
     /// The owner changed while the identity was being added.
     #[error("refused: {0}; choose an enabled human as owner")]
     Changed(String),
+    /// A lifecycle change the store refused (disabled identity, owner not an enabled human).
+    #[error("refused: {0}")]
+    Refused(String),
     /// Text fields must be printable.
     #[error("refused: `--purpose` must be printable text without control characters")]
     BadPurpose,

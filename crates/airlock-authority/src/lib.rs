@@ -103,6 +103,14 @@ impl StoreReader<'_> {
     pub fn resources(&self) -> Result<Vec<airlock_store::ResourceRecord>, StoreError> {
         self.0.resources()
     }
+    /// Every imported unmanaged credential.
+    pub fn unmanaged(&self) -> Result<Vec<airlock_store::UnmanagedCredential>, StoreError> {
+        self.0.unmanaged()
+    }
+    /// Whether a human has a TOTP second factor enrolled (and so can approve).
+    pub fn has_totp(&self, name: &Name) -> Result<bool, StoreError> {
+        Ok(self.0.totp(name.as_str())?.is_some())
+    }
     /// Audit records matching `filter`.
     pub fn audit(
         &self,
@@ -331,6 +339,90 @@ impl Authority {
             .map(|i| i.name)
             .collect();
         Ok((revoked, orphaned))
+    }
+
+    /// Records that an identity's owner confirmed it is still needed: the review date moves to
+    /// `review_by` (default: the review period from now) and the purpose may be restated.
+    pub fn review_identity(
+        &self,
+        actor: &Actor,
+        name: &Name,
+        review_by: Option<Date>,
+        purpose: Option<&str>,
+    ) -> Result<Date, IdentityError> {
+        let now = self.clock.now();
+        let mut ev = event(actor, now, "identity.review");
+        ev.resource = Some(name.to_string());
+        let review_by = review_by.unwrap_or((now + DEFAULT_REVIEW_PERIOD).date());
+        let checked = (|| {
+            if purpose.is_some_and(|p| p.trim().is_empty() || p.chars().any(char::is_control)) {
+                return Err(IdentityError::BadPurpose);
+            }
+            if review_by < now.date() {
+                return Err(IdentityError::ReviewDateInPast(review_by));
+            }
+            Ok(())
+        })();
+        if let Err(e) = checked {
+            self.audit_refusal(ev, &e.to_string());
+            return Err(e);
+        }
+        ev.reason = format!("`{name}` reviewed: still needed; next review by {review_by}");
+        if let Some(p) = purpose {
+            ev.details.insert("purpose".into(), p.trim().to_string());
+        }
+        let refusal = ev.clone();
+        self.store
+            .review_identity(name, review_by, purpose.map(str::trim), ev)
+            .map_err(|e| self.identity_store_error(refusal, name, e))?;
+        Ok(review_by)
+    }
+
+    /// Gives an agent or service (typically one orphaned by its owner's offboarding) a new
+    /// owner, an enabled human.
+    pub fn reassign(&self, actor: &Actor, name: &Name, owner: &Name) -> Result<(), IdentityError> {
+        let now = self.clock.now();
+        let mut ev = event(actor, now, "identity.reassign");
+        ev.resource = Some(name.to_string());
+        let previous = self.store.identity(name)?.and_then(|i| i.owner);
+        ev.reason = match &previous {
+            Some(p) => format!("`{name}` reassigned from `{p}` to `{owner}`"),
+            None => format!("`{name}` assigned to `{owner}`"),
+        };
+        let refusal = ev.clone();
+        self.store
+            .reassign_identity(name, owner, ev)
+            .map_err(|e| self.identity_store_error(refusal, name, e))?;
+        self.cache.invalidate();
+        Ok(())
+    }
+
+    /// Maps a lifecycle store refusal to an identity error, auditing the refusal.
+    fn identity_store_error(&self, ev: AuditEvent, name: &Name, e: StoreError) -> IdentityError {
+        let err = match e {
+            StoreError::NotFound(_) => IdentityError::NotFound(name.clone()),
+            StoreError::Refused(why) => IdentityError::Refused(why),
+            other => return IdentityError::Store(other),
+        };
+        self.audit_refusal(ev, &err.to_string());
+        err
+    }
+
+    /// Imports credentials found outside Airlock; returns how many were new.
+    pub fn import_unmanaged(
+        &self,
+        actor: &Actor,
+        source: &str,
+        found: &[airlock_store::UnmanagedCredential],
+    ) -> Result<u64, StoreError> {
+        let mut ev = event(actor, self.clock.now(), "inventory.import_scan");
+        ev.resource = Some(source.to_string());
+        ev.reason = format!(
+            "{} unmanaged credential(s) imported from a scan report; {} readable by agents",
+            found.len(),
+            found.iter().filter(|f| f.agent_readable).count()
+        );
+        self.store.put_unmanaged(found, ev)
     }
 
     /// Issues a token, enforcing identity state, environments and lifetime caps.

@@ -61,6 +61,32 @@ impl Store for Faulty {
         self.check()?;
         self.inner.disable_identity(n, at, a)
     }
+    fn review_identity(
+        &self,
+        n: &Name,
+        d: time::Date,
+        p: Option<&str>,
+        a: AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.review_identity(n, d, p, a)
+    }
+    fn reassign_identity(&self, n: &Name, o: &Name, a: AuditEvent) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.reassign_identity(n, o, a)
+    }
+    fn put_unmanaged(
+        &self,
+        u: &[airlock_store::UnmanagedCredential],
+        a: AuditEvent,
+    ) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.put_unmanaged(u, a)
+    }
+    fn unmanaged(&self) -> Result<Vec<airlock_store::UnmanagedCredential>, StoreError> {
+        self.check()?;
+        self.inner.unmanaged()
+    }
     fn insert_token(&self, t: &TokenRecord, a: AuditEvent) -> Result<(), StoreError> {
         self.check()?;
         self.inner.insert_token(t, a)

@@ -61,6 +61,26 @@ impl Classification {
     }
 }
 
+/// One thing a rule set can make of a request, for reasoning about reach without a request
+/// (blast radius): the action, its class, what kind of resource it touches and whether the
+/// request names that resource.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ActionTarget {
+    /// The action name as classification produces it.
+    pub action: String,
+    /// Its class.
+    pub class: OpClass,
+    /// The kind of resource it touches; empty when the rule does not say.
+    pub resource_kind: String,
+    /// Whether the request names a resource id (otherwise the upstream itself is the resource).
+    pub names_resource: bool,
+}
+
+/// The action name standing for every GraphQL query field without a rule of its own.
+pub const OTHER_QUERY_FIELD: &str = "(any other query field)";
+/// The action name standing for every GraphQL mutation field without a rule of its own.
+pub const OTHER_MUTATION_FIELD: &str = "(any other mutation field)";
+
 /// A request as the HTTP door sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpRequest<'a> {
@@ -252,6 +272,41 @@ impl RuleSet {
     /// the operation-type default class; they cannot be listed since the schema is not known.
     pub fn actions(&self) -> Vec<(String, OpClass)> {
         self.actions.clone()
+    }
+
+    /// Everything the rules can produce, one entry per action (an action named by several rules
+    /// counts as naming a resource when any of them does), plus the GraphQL defaults for fields
+    /// without a rule. Sorted by action name.
+    pub fn targets(&self) -> Vec<ActionTarget> {
+        let mut out: std::collections::BTreeMap<String, ActionTarget> = Default::default();
+        let mut add = |action: &str, class: OpClass, kind: &str, names: bool| {
+            let t = out.entry(action.to_string()).or_insert(ActionTarget {
+                action: action.to_string(),
+                class,
+                resource_kind: kind.to_string(),
+                names_resource: names,
+            });
+            t.names_resource |= names;
+            if t.resource_kind.is_empty() {
+                t.resource_kind = kind.to_string();
+            }
+        };
+        for r in &self.rules {
+            add(&r.action, r.class, &r.resource_kind, r.resource.is_some());
+        }
+        if let Some(g) = &self.graphql {
+            for (name, f) in &g.fields {
+                add(name, f.class, &f.resource_kind, !f.resource_arg.is_empty());
+            }
+            for f in graphql::INTROSPECTION_FIELDS {
+                add(f, g.introspection, "", false);
+            }
+            add(OTHER_QUERY_FIELD, g.query_default, "", false);
+            add(OTHER_MUTATION_FIELD, g.mutation_default, "", false);
+        }
+        add(UNCLASSIFIED, self.unmatched, "", false);
+        add(UNCLASSIFIABLE, OpClass::Destructive, "", false);
+        out.into_values().collect()
     }
 
     /// The methods the upstream might act on: the request line's, then every override.

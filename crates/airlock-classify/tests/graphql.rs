@@ -521,3 +521,24 @@ fn a_repeated_argument_or_input_field_is_never_read_as_its_first_copy() {
         "{c:?}"
     );
 }
+
+#[test]
+fn targets_list_every_action_with_its_resource_and_the_defaults_for_unruled_fields() {
+    let rules = cloud();
+    let t = rules.targets();
+    let get = |a: &str| t.iter().find(|x| x.action == a).unwrap();
+    assert_eq!(get("volumeDelete").class, Destructive);
+    assert_eq!(get("volumeDelete").resource_kind, "volume");
+    assert!(get("volumeDelete").names_resource);
+    assert!(!get("volumes").names_resource);
+    assert_eq!(
+        get(airlock_classify::OTHER_MUTATION_FIELD).class,
+        Destructive
+    );
+    assert_eq!(get(airlock_classify::OTHER_QUERY_FIELD).class, Read);
+    assert_eq!(get(UNCLASSIFIABLE).class, Destructive);
+    // Every action the policy schema knows is a target, so blast radius misses none.
+    for (a, _) in rules.actions() {
+        assert!(t.iter().any(|x| x.action == a), "{a} missing");
+    }
+}

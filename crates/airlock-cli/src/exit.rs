@@ -141,6 +141,12 @@ fn classify(e: &anyhow::Error) -> (u8, &'static str) {
     if let Some(l) = e.downcast_ref::<airlock_gateway::LoadError>() {
         return load_code(l);
     }
+    if let Some(e) = e.downcast_ref::<airlock_inventory::InventoryError>() {
+        return match e {
+            airlock_inventory::InventoryError::NotFound(_) => (NOT_FOUND, "not_found"),
+            airlock_inventory::InventoryError::Store(s) => store_code(s),
+        };
+    }
     if e.downcast_ref::<std::io::Error>().is_some() {
         return (ENVIRONMENT, "io");
     }

@@ -39,7 +39,7 @@ struct Cli {
 enum Command {
     /// Write a commented airlock.toml, a 0600 master key file, and create the store.
     Init(cmd::init::InitArgs),
-    /// Add, list, show and disable (offboard) identities.
+    /// Add, list, show, review, offboard and reassign identities.
     #[command(subcommand)]
     Identity(cmd::identity::IdentityCmd),
     /// Issue, list, show, verify and revoke tokens.
@@ -59,8 +59,14 @@ enum Command {
     /// List, show, approve and deny operations waiting for a human (through the gateway's admin API).
     #[command(subcommand)]
     Approvals(cmd::approvals::ApprovalsCmd),
-    /// Every identity and credential: owner, purpose, environments, expiry, last use, and findings.
+    /// Every identity and credential: owner, purpose, environments, expiry, last use, and findings;
+    /// `inventory import-scan` adds what `airlock scan` found.
     Inventory(cmd::inventory::InventoryArgs),
+    /// The worst a token, identity or sealed secret can do under the real policy (`--all` ranks everyone).
+    BlastRadius(cmd::blast_radius::BlastArgs),
+    /// Compliance evidence from the live inventory and audit log.
+    #[command(subcommand)]
+    Report(cmd::report::ReportCmd),
     /// Find credentials in files, directories, archives, chat and wiki exports, or stdin.
     Scan(scan::ScanArgs),
     /// Replay the incident against a fake cloud API on loopback, narrated step by step.
@@ -92,6 +98,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::run(a, &out),
         Command::Scan(a) => scan::run(a, &cli.config),
         Command::Inventory(a) => cmd::inventory::run(&cli.config, a, &out),
+        Command::BlastRadius(a) => cmd::blast_radius::run(&cli.config, a, &out),
+        Command::Report(c) => cmd::report::run(&cli.config, c, &out),
         Command::Approvals(c) => cmd::approvals::run(&cli.config, c, &out),
     };
     match result {

@@ -10,7 +10,7 @@ mod sqlite;
 
 pub use model::{
     ApprovalRecord, ApprovalState, AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord,
-    TokenRecord, TotpRecord,
+    TokenRecord, TotpRecord, UnmanagedCredential,
 };
 pub use sqlite::SqliteStore;
 
@@ -82,6 +82,23 @@ pub trait Store: Send + Sync {
         audit: AuditEvent,
     ) -> Result<u64, StoreError>;
 
+    /// Moves an enabled identity's review date (and optionally its purpose) after its owner
+    /// confirmed it is still needed; refused for a disabled identity.
+    fn review_identity(
+        &self,
+        name: &Name,
+        review_by: time::Date,
+        purpose: Option<&str>,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Gives an agent or service a new owner, who must be an enabled human.
+    fn reassign_identity(
+        &self,
+        name: &Name,
+        owner: &Name,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError>;
+
     /// Stores a newly issued token's hash and claims.
     fn insert_token(&self, token: &TokenRecord, audit: AuditEvent) -> Result<(), StoreError>;
     /// The token whose hash (hex) is `hash`.
@@ -105,6 +122,16 @@ pub trait Store: Send + Sync {
     fn secret(&self, name: &str, environment: &str) -> Result<Option<SecretRecord>, StoreError>;
     /// Every sealed secret's metadata, without ciphertext.
     fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError>;
+
+    /// Adds or refreshes unmanaged credentials (by fingerprint) in one transaction; returns how
+    /// many were new.
+    fn put_unmanaged(
+        &self,
+        found: &[UnmanagedCredential],
+        audit: AuditEvent,
+    ) -> Result<u64, StoreError>;
+    /// Every imported unmanaged credential, by file and line.
+    fn unmanaged(&self) -> Result<Vec<UnmanagedCredential>, StoreError>;
 
     /// Appends one audit record and returns it numbered and chained.
     fn append_audit(&self, event: AuditEvent) -> Result<AuditRecord, StoreError>;

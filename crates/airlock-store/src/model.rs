@@ -261,3 +261,35 @@ pub struct TotpRecord {
     /// When it was enrolled.
     pub created_at: OffsetDateTime,
 }
+
+/// A credential found outside Airlock (by `airlock scan`) and imported into the inventory, so
+/// that somebody answers for it. Only its redacted form is kept, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnmanagedCredential {
+    /// The scanner's stable fingerprint (rule, file, secret); the key, so a re-import updates.
+    pub fingerprint: String,
+    /// The scanner rule that found it, e.g. `aws-access-key-id`: what kind of credential it is.
+    pub kind: String,
+    /// What the rule finds, for humans.
+    pub description: String,
+    /// The file it was found in (archive members as `outer.zip!inner`).
+    pub file: String,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+    /// Where inside a non-file source (a chat message), if any.
+    pub location: Option<String>,
+    /// Recognisable prefix and last four characters; never the whole secret.
+    pub redacted: String,
+    /// Whether AI agents can read where it was found; assumed unless the importer says not.
+    pub agent_readable: bool,
+    /// When it was first imported.
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    /// When an import last reported it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    /// Who imported it last.
+    pub imported_by: String,
+}

@@ -2,7 +2,7 @@
 
 use crate::model::{
     ApprovalRecord, ApprovalState, AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord,
-    TokenRecord, TotpRecord,
+    TokenRecord, TotpRecord, UnmanagedCredential,
 };
 use crate::{Store, StoreError};
 use airlock_audit::{verify_chain, Actor, AuditEvent, AuditRecord, ChainError, GENESIS};
@@ -154,6 +154,25 @@ CREATE TABLE totp (
     ciphertext BLOB NOT NULL,
     last_step  INTEGER,
     created_at INTEGER NOT NULL
+);
+"#,
+    r#"
+-- Credentials found outside Airlock by `airlock scan` and imported into the inventory: where
+-- they were found and their redacted form, never the value. Keyed by the scanner's fingerprint
+-- so a re-import of the same finding updates it instead of adding a twin.
+CREATE TABLE unmanaged_credentials (
+    fingerprint    TEXT PRIMARY KEY,
+    kind           TEXT NOT NULL,
+    description    TEXT NOT NULL,
+    file           TEXT NOT NULL,
+    line           INTEGER NOT NULL,
+    col            INTEGER NOT NULL,
+    location       TEXT,
+    redacted       TEXT NOT NULL,
+    agent_readable INTEGER NOT NULL,
+    first_seen     INTEGER NOT NULL,
+    last_seen      INTEGER NOT NULL,
+    imported_by    TEXT NOT NULL
 );
 "#,
 ];
@@ -673,6 +692,74 @@ impl Store for SqliteStore {
         })
     }
 
+    fn review_identity(
+        &self,
+        name: &Name,
+        review_by: Date,
+        purpose: Option<&str>,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let enabled: Option<bool> = tx
+                .query_row(
+                    "SELECT enabled FROM identities WHERE name = ?1",
+                    [name.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match enabled {
+                None => return Err(StoreError::NotFound(format!("identity `{name}`"))),
+                Some(false) => {
+                    return Err(StoreError::Refused(format!(
+                        "identity `{name}` is disabled; a disabled identity is not reviewed"
+                    )))
+                }
+                Some(true) => {}
+            }
+            let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
+            let review = review_by.format(date_fmt).map_err(corrupt("review date"))?;
+            tx.execute(
+                "UPDATE identities SET review_by = ?2, purpose = coalesce(?3, purpose) WHERE name = ?1",
+                params![name.as_str(), review, purpose],
+            )?;
+            append_in(tx, audit)?;
+            Ok(())
+        })
+    }
+
+    fn reassign_identity(
+        &self,
+        name: &Name,
+        owner: &Name,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            // Both checked inside the transaction: an owner disabled a moment ago must not
+            // become the answer to an orphan.
+            let ok: Option<(String, bool)> = tx
+                .query_row(
+                    "SELECT kind, enabled FROM identities WHERE name = ?1",
+                    [owner.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if ok != Some(("human".to_string(), true)) {
+                return Err(StoreError::Refused(format!(
+                    "owner `{owner}` is not an enabled human; choose an enabled human as owner"
+                )));
+            }
+            let n = tx.execute(
+                "UPDATE identities SET owner = ?2 WHERE name = ?1 AND kind IN ('agent', 'service')",
+                params![name.as_str(), owner.as_str()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("agent or service `{name}`")));
+            }
+            append_in(tx, audit)?;
+            Ok(())
+        })
+    }
+
     fn insert_token(&self, t: &TokenRecord, audit: AuditEvent) -> Result<(), StoreError> {
         self.write(|tx| {
             // Re-checked inside the write transaction: a disable that committed after the
@@ -1140,6 +1227,97 @@ impl Store for SqliteStore {
         })
     }
 
+    fn put_unmanaged(
+        &self,
+        found: &[UnmanagedCredential],
+        audit: AuditEvent,
+    ) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let mut new = 0;
+            for u in found {
+                let existed: bool = tx
+                    .prepare_cached("SELECT 1 FROM unmanaged_credentials WHERE fingerprint = ?1")?
+                    .exists([&u.fingerprint])?;
+                tx.prepare_cached(
+                    "INSERT INTO unmanaged_credentials (fingerprint, kind, description, file, line, col, location, redacted, agent_readable, first_seen, last_seen, imported_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (fingerprint) DO UPDATE SET kind = excluded.kind, description = excluded.description,
+                       file = excluded.file, line = excluded.line, col = excluded.col, location = excluded.location,
+                       redacted = excluded.redacted, agent_readable = excluded.agent_readable,
+                       last_seen = excluded.last_seen, imported_by = excluded.imported_by",
+                )?
+                .execute(params![
+                    u.fingerprint,
+                    u.kind,
+                    u.description,
+                    u.file,
+                    u.line as i64,
+                    u.column as i64,
+                    u.location,
+                    u.redacted,
+                    u.agent_readable,
+                    ns(u.first_seen),
+                    ns(u.last_seen),
+                    u.imported_by
+                ])?;
+                if !existed {
+                    new += 1;
+                }
+            }
+            append_in(tx, audit)?;
+            Ok(new)
+        })
+    }
+
+    fn unmanaged(&self) -> Result<Vec<UnmanagedCredential>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT fingerprint, kind, description, file, line, col, location, redacted, agent_readable, first_seen, last_seen, imported_by
+             FROM unmanaged_credentials ORDER BY file, line, col, fingerprint",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ),
+                (r.get::<_, i64>(4)?, r.get::<_, i64>(5)?),
+                (r.get::<_, Option<String>>(6)?, r.get::<_, String>(7)?),
+                r.get::<_, bool>(8)?,
+                (r.get::<_, i64>(9)?, r.get::<_, i64>(10)?),
+                r.get::<_, String>(11)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (
+                (fingerprint, kind, description, file),
+                (line, col),
+                (location, redacted),
+                ar,
+                (first, last),
+                by,
+            ) = row?;
+            out.push(UnmanagedCredential {
+                fingerprint,
+                kind,
+                description,
+                file,
+                line: u64::try_from(line).map_err(corrupt("line"))?,
+                column: u64::try_from(col).map_err(corrupt("column"))?,
+                location,
+                redacted,
+                agent_readable: ar,
+                first_seen: from_ns(first)?,
+                last_seen: from_ns(last)?,
+                imported_by: by,
+            });
+        }
+        Ok(out)
+    }
+
     fn token_last_used(
         &self,
     ) -> Result<std::collections::HashMap<String, OffsetDateTime>, StoreError> {
@@ -1443,6 +1621,87 @@ mod tests {
         assert!(!s.use_totp_step("alice", 100).unwrap());
         assert!(!s.use_totp_step("alice", 99).unwrap());
         assert!(s.use_totp_step("alice", 101).unwrap());
+    }
+
+    fn found(fp: &str, line: u64) -> UnmanagedCredential {
+        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        UnmanagedCredential {
+            fingerprint: fp.into(),
+            kind: "aws-access-key-id".into(),
+            description: "AWS access key id".into(),
+            file: "infra/.env".into(),
+            line,
+            column: 19,
+            location: None,
+            redacted: "AKIA…WXYZ".into(),
+            agent_readable: true,
+            first_seen: t,
+            last_seen: t,
+            imported_by: "test".into(),
+        }
+    }
+
+    #[test]
+    fn reimporting_a_finding_updates_it_instead_of_adding_a_twin() {
+        let s = SqliteStore::in_memory().unwrap();
+        assert_eq!(
+            s.put_unmanaged(&[found("f1", 3), found("f2", 9)], ev("inventory.import"))
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            s.put_unmanaged(&[found("f1", 4)], ev("inventory.import"))
+                .unwrap(),
+            0
+        );
+        let all = s.unmanaged().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all.iter().find(|u| u.fingerprint == "f1").unwrap().line, 4);
+        assert_eq!(s.verify_audit().unwrap(), Ok(2));
+    }
+
+    #[test]
+    fn an_orphan_is_reassigned_only_to_an_enabled_human_and_only_enabled_identities_are_reviewed() {
+        let s = SqliteStore::in_memory().unwrap();
+        let n = |x: &str| Name::new(x).unwrap();
+        s.insert_identity(&human("alice"), ev("identity.add"))
+            .unwrap();
+        s.insert_identity(&human("bob"), ev("identity.add"))
+            .unwrap();
+        let mut bot = human("bot");
+        bot.kind = IdentityKind::Agent;
+        bot.owner = Some(n("alice"));
+        s.insert_identity(&bot, ev("identity.add")).unwrap();
+        s.disable_identity(
+            &n("alice"),
+            OffsetDateTime::now_utc(),
+            ev("identity.disable"),
+        )
+        .unwrap();
+        assert!(matches!(
+            s.reassign_identity(&n("bot"), &n("alice"), ev("identity.reassign")),
+            Err(StoreError::Refused(_))
+        ));
+        assert!(matches!(
+            s.reassign_identity(&n("bob"), &n("bob"), ev("identity.reassign")),
+            Err(StoreError::NotFound(_))
+        ));
+        s.reassign_identity(&n("bot"), &n("bob"), ev("identity.reassign"))
+            .unwrap();
+        assert_eq!(
+            s.identity(&n("bot")).unwrap().unwrap().owner,
+            Some(n("bob"))
+        );
+        let d = time::macros::date!(2030 - 01 - 01);
+        assert!(matches!(
+            s.review_identity(&n("alice"), d, None, ev("identity.review")),
+            Err(StoreError::Refused(_))
+        ));
+        s.review_identity(&n("bot"), d, Some("nightly backups"), ev("identity.review"))
+            .unwrap();
+        let bot = s.identity(&n("bot")).unwrap().unwrap();
+        assert_eq!(bot.review_by, Some(d));
+        assert_eq!(bot.purpose.as_deref(), Some("nightly backups"));
     }
 
     #[test]

@@ -60,6 +60,14 @@ impl Serving {
             .unwrap_or_else(|| panic!("no listener for database {name}: {}", self.listeners))
     }
 
+    /// The shared proxy listener.
+    pub fn proxy(&self) -> SocketAddr {
+        self.listeners["proxy"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("proxy listener")
+    }
+
     /// The admin listener.
     pub fn admin(&self) -> SocketAddr {
         self.listeners["admin"]

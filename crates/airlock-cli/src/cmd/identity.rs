@@ -1,4 +1,4 @@
-//! `airlock identity add|list|show|disable`.
+//! `airlock identity add|list|show|disable|review|offboard|reassign`.
 
 use crate::context::Ctx;
 use crate::exit::fail;
@@ -52,6 +52,34 @@ pub enum IdentityCmd {
         /// The identity.
         name: Name,
     },
+    /// The owner confirms an agent or service is still needed: the review date moves (audited).
+    Review {
+        /// The identity.
+        name: Name,
+        /// The next review date (YYYY-MM-DD); default 90 days from today.
+        #[arg(long, value_parser = parse_date)]
+        review_by: Option<Date>,
+        /// Restate what it is for.
+        #[arg(long)]
+        purpose: Option<String>,
+    },
+    /// Offboard: disable, revoke every token, and report what it could reach until now and
+    /// which agents are left orphaned (audited).
+    Offboard {
+        /// The identity.
+        name: Name,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Give an agent or service (e.g. one orphaned by offboarding) a new owner.
+    Reassign {
+        /// The agent or service.
+        name: Name,
+        /// The enabled human who answers for it from now on.
+        #[arg(long)]
+        owner: Name,
+    },
     /// Disable (offboard) an identity and revoke all its tokens in one step.
     Disable {
         /// The identity.
@@ -70,6 +98,9 @@ fn parse_date(s: &str) -> Result<Date, String> {
 /// Runs an identity subcommand.
 pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(config)?;
+    if let IdentityCmd::Offboard { name, reason } = &cmd {
+        return offboard(config, &ctx, name, reason, out);
+    }
     let auth = &ctx.authority;
     let actor = Actor::local_operator();
     match cmd {
@@ -205,6 +236,27 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
                 println!("tokens:           {} ({live} live)", tokens.len());
             }
         }
+        IdentityCmd::Review {
+            name,
+            review_by,
+            purpose,
+        } => {
+            let next = auth.review_identity(&actor, &name, review_by, purpose.as_deref())?;
+            if out.json() {
+                out.value(&serde_json::json!({ "reviewed": name, "review_by": next.to_string() }))?;
+            } else {
+                println!("reviewed `{name}`: still needed; next review by {next}");
+            }
+        }
+        IdentityCmd::Reassign { name, owner } => {
+            auth.reassign(&actor, &name, &owner)?;
+            if out.json() {
+                out.value(&serde_json::json!({ "reassigned": name, "owner": owner }))?;
+            } else {
+                println!("`{name}` is now owned by `{owner}`; it can receive tokens again");
+            }
+        }
+        IdentityCmd::Offboard { .. } => {}
         IdentityCmd::Disable { name, reason } => {
             let (revoked, orphaned) = match auth.disable_identity(&actor, &name, &reason) {
                 Err(IdentityError::AlreadyDisabled(n)) => {
@@ -225,6 +277,58 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
                     );
                 }
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What it could reach is evaluated before the tokens go, so the report says what was closed.
+fn offboard(
+    config: &Path,
+    ctx: &Ctx,
+    name: &Name,
+    reason: &str,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    let auth = &ctx.authority;
+    let rt = airlock_gateway::Runtime::load_for_checks(config, auth)?;
+    let ev = airlock_inventory::reach::Evaluator::new(&rt, auth.store(), auth.now())?;
+    let before = match auth.store().identity(name)? {
+        Some(i) => ev.identity(&i),
+        None => return Err(anyhow::Error::new(IdentityError::NotFound(name.clone()))),
+    };
+    let (revoked, orphaned) = match auth.disable_identity(&Actor::local_operator(), name, reason) {
+        Err(IdentityError::AlreadyDisabled(n)) => {
+            return Err(fail(
+                crate::exit::INVALID,
+                format!("identity `{n}` is already disabled; nothing changed"),
+            ))
+        }
+        other => other?,
+    };
+    let reached: Vec<_> = before.reached().collect();
+    if out.json() {
+        out.value(&serde_json::json!({
+            "offboarded": name,
+            "tokens_revoked": revoked,
+            "revoked_token_ids": before.subject.tokens,
+            "could_reach": { "headline": before.headline, "pairs": reached.len(), "destroy": before.destroy },
+            "orphaned": orphaned,
+        }))?;
+    } else {
+        println!("offboarded `{name}`: disabled, {revoked} token(s) revoked");
+        println!(
+            "until now it {}",
+            before.headline.trim_start_matches(&format!("`{name}` "))
+        );
+        println!(
+            "({} (action, resource) pair(s) reachable, now closed)",
+            reached.len()
+        );
+        for o in &orphaned {
+            println!(
+                "orphaned: `{o}` was owned by `{name}` and cannot receive tokens until reassigned: `airlock identity reassign {o} --owner HUMAN`"
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

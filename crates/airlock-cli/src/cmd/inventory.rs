@@ -1,18 +1,20 @@
-//! `airlock inventory`: every identity and credential, who answers for it, and what is wrong with
-//! it. (The first part of issue 6: scanned unmanaged credentials and blast radius come next.)
+//! `airlock inventory`: every identity and credential, who answers for it, and what is wrong
+//! with it; `airlock inventory import-scan` brings in what `airlock scan` found.
 
 use crate::context::Ctx;
-use crate::exit::CHECK_FAILED;
-use crate::output::{when, Output};
-use airlock_core::IdentityKind;
-use serde::Serialize;
-use std::path::Path;
+use crate::exit::{fail, CHECK_FAILED, INVALID};
+use crate::output::Output;
+use airlock_audit::Actor;
+use airlock_gateway::Runtime;
+use airlock_inventory::findings::{self, Item};
+use airlock_inventory::{assess, import, reach::Evaluator, Severity};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
+/// A severity threshold on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Threshold {
     /// Worth a look.
     Low,
     /// Fix soon.
@@ -21,194 +23,70 @@ pub enum Severity {
     High,
 }
 
+impl From<Threshold> for Severity {
+    fn from(t: Threshold) -> Severity {
+        match t {
+            Threshold::Low => Severity::Low,
+            Threshold::Medium => Severity::Medium,
+            Threshold::High => Severity::High,
+        }
+    }
+}
+
 /// Arguments of `airlock inventory`.
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct InventoryArgs {
+    #[command(subcommand)]
+    cmd: Option<InventoryCmd>,
     /// A live token unused for this many days is reported.
     #[arg(long, default_value_t = 30)]
     stale_days: i64,
     /// Exit 1 when a finding of this severity or worse exists (for CI).
     #[arg(long, value_enum)]
-    fail_on: Option<Severity>,
+    fail_on: Option<Threshold>,
 }
 
-#[derive(Serialize)]
-struct Item {
-    kind: &'static str,
-    id: String,
-    identity_kind: Option<IdentityKind>,
-    owner: Option<String>,
-    purpose: Option<String>,
-    environments: Vec<String>,
-    allow: Option<String>,
-    created: String,
-    expires: Option<String>,
-    last_used: Option<String>,
-    agent_accessible: bool,
-    status: String,
-    findings: Vec<Finding>,
+/// Inventory subcommands.
+#[derive(Subcommand, Debug)]
+pub enum InventoryCmd {
+    /// Import the findings of `airlock scan --json` as unmanaged credentials (Airlock tokens in
+    /// the report are skipped: they are managed already).
+    ImportScan {
+        /// The report (JSON Lines from `airlock scan --json`); `-` for stdin.
+        file: PathBuf,
+        /// Where the credentials were found is NOT readable by AI agents (default: assume it is).
+        #[arg(long)]
+        not_agent_readable: bool,
+    },
 }
 
-#[derive(Serialize, Clone)]
-struct Finding {
-    severity: Severity,
-    code: &'static str,
-    message: String,
-}
-
-fn finding(severity: Severity, code: &'static str, message: String) -> Finding {
-    Finding {
-        severity,
-        code,
-        message,
-    }
+/// The inventory with reach-based findings: what `inventory` and `report compliance` print.
+pub fn load_items(
+    config: &Path,
+    ctx: &Ctx,
+    stale_days: i64,
+) -> anyhow::Result<(Runtime, Vec<Item>, airlock_inventory::Assessment)> {
+    let auth = &ctx.authority;
+    let rt = Runtime::load_for_checks(config, auth)?;
+    let ev = Evaluator::new(&rt, auth.store(), auth.now())?;
+    let assessment = assess(&ev, auth.store())?;
+    drop(ev);
+    let items = findings::collect(auth.store(), auth.now(), stale_days, &assessment.conflicts)?;
+    Ok((rt, items, assessment))
 }
 
 /// Runs `airlock inventory`.
 pub fn run(config: &Path, args: InventoryArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(config)?;
-    let auth = &ctx.authority;
-    let store = auth.store();
-    let now = auth.now();
-    let identities = store.identities()?;
-    let by_name: std::collections::HashMap<String, &airlock_store::Identity> =
-        identities.iter().map(|i| (i.name.to_string(), i)).collect();
-    let last_used = store.token_last_used()?;
-    let mut items = Vec::new();
-
-    for i in &identities {
-        let mut f = Vec::new();
-        if i.kind.needs_owner() {
-            match i.owner.as_ref().and_then(|o| by_name.get(o.as_str())) {
-                None => f.push(finding(
-                    Severity::High,
-                    "no_owner",
-                    format!("{} `{}` has no owner", i.kind, i.name),
-                )),
-                Some(o) if !o.enabled && i.enabled => f.push(finding(
-                    Severity::High,
-                    "orphaned",
-                    format!("its owner `{}` is disabled; nobody answers for it", o.name),
-                )),
-                _ => {}
-            }
-            if i.purpose.as_deref().is_none_or(|p| p.trim().is_empty()) {
-                f.push(finding(
-                    Severity::Medium,
-                    "no_purpose",
-                    "no purpose recorded".into(),
-                ));
-            }
-        }
-        if let Some(r) = i.review_by {
-            if i.enabled && r < now.date() {
-                f.push(finding(
-                    Severity::Medium,
-                    "review_overdue",
-                    format!("review was due on {r}"),
-                ));
-            }
-        }
-        items.push(Item {
-            kind: "identity",
-            id: i.name.to_string(),
-            identity_kind: Some(i.kind),
-            owner: i.owner.as_ref().map(|o| o.to_string()),
-            purpose: i.purpose.clone(),
-            environments: i.environments.iter().map(|e| e.to_string()).collect(),
-            allow: None,
-            created: when(i.created_at),
-            expires: None,
-            last_used: None,
-            agent_accessible: i.agent_accessible,
-            status: if i.enabled {
-                "enabled".into()
-            } else {
-                "disabled".into()
-            },
-            findings: f,
-        });
+    if let Some(InventoryCmd::ImportScan {
+        file,
+        not_agent_readable,
+    }) = args.cmd
+    {
+        return import_scan(&ctx, &file, !not_agent_readable, out);
     }
-
-    for t in store.tokens(None)? {
-        let live = t.revoked_at.is_none() && t.expires_at > now;
-        let ident = by_name.get(t.identity.as_str());
-        let mut f = Vec::new();
-        let ttl = t.expires_at - t.issued_at;
-        if ident.is_some_and(|i| i.kind != IdentityKind::Human) && ttl > time::Duration::hours(24) {
-            f.push(finding(
-                Severity::High,
-                "agent_ttl_over_24h",
-                format!("an agent or service token valid for {}h", ttl.whole_hours()),
-            ));
-        }
-        if live && ident.is_some_and(|i| !i.enabled) {
-            f.push(finding(
-                Severity::High,
-                "identity_disabled",
-                "live token of a disabled identity".into(),
-            ));
-        }
-        let used = last_used.get(&t.id).copied();
-        if live && now - used.unwrap_or(t.issued_at) > time::Duration::days(args.stale_days) {
-            f.push(finding(
-                Severity::Low,
-                "unused",
-                format!(
-                    "not used for {}+ days; revoke it if nobody needs it",
-                    args.stale_days
-                ),
-            ));
-        }
-        if live && ident.is_some_and(|i| i.agent_accessible && i.kind == IdentityKind::Human) {
-            f.push(finding(
-                Severity::Medium,
-                "agent_accessible",
-                "a human's live token where agents can read it".into(),
-            ));
-        }
-        items.push(Item {
-            kind: "token",
-            id: t.id.clone(),
-            identity_kind: ident.map(|i| i.kind),
-            owner: ident
-                .and_then(|i| i.owner.as_ref().map(|o| o.to_string()))
-                .or_else(|| Some(t.identity.to_string())),
-            purpose: ident.and_then(|i| i.purpose.clone()),
-            environments: t.environments.iter().map(|e| e.to_string()).collect(),
-            allow: Some(t.allow.to_string()),
-            created: when(t.issued_at),
-            expires: Some(when(t.expires_at)),
-            last_used: used.map(when),
-            agent_accessible: ident.is_some_and(|i| i.agent_accessible),
-            status: if t.revoked_at.is_some() {
-                "revoked".into()
-            } else if live {
-                "live".into()
-            } else {
-                "expired".into()
-            },
-            findings: f,
-        });
-    }
-
-    for s in store.secrets()? {
-        items.push(Item {
-            kind: "sealed_secret",
-            id: format!("{}@{}", s.name, s.environment),
-            identity_kind: None,
-            owner: None,
-            purpose: None,
-            environments: vec![s.environment.to_string()],
-            allow: Some("everything the upstream allows".into()),
-            created: when(s.created_at),
-            expires: None,
-            last_used: None,
-            agent_accessible: false,
-            status: "sealed".into(),
-            findings: Vec::new(),
-        });
-    }
+    let (_rt, items, _) = load_items(config, &ctx, args.stale_days)?;
 
     if out.json() {
         out.lines(&items)?;
@@ -220,13 +98,17 @@ pub fn run(config: &Path, args: InventoryArgs, out: &Output) -> anyhow::Result<E
                     i.kind.to_string(),
                     i.id.clone(),
                     i.owner.clone().unwrap_or_else(|| "-".into()),
-                    i.environments.join(","),
+                    if i.kind == "unmanaged" {
+                        i.found_at.clone().unwrap_or_default()
+                    } else {
+                        i.environments.join(",")
+                    },
                     i.status.clone(),
                     i.expires.clone().unwrap_or_else(|| "-".into()),
                     i.last_used.clone().unwrap_or_else(|| "-".into()),
                     i.findings
                         .iter()
-                        .map(|f| format!("{:?}:{}", f.severity, f.code).to_lowercase())
+                        .map(|f| format!("{}:{}", f.severity.as_str(), f.code))
                         .collect::<Vec<_>>()
                         .join(" "),
                 ]
@@ -237,7 +119,7 @@ pub fn run(config: &Path, args: InventoryArgs, out: &Output) -> anyhow::Result<E
                 "KIND",
                 "ID",
                 "OWNER",
-                "ENV",
+                "ENV / FOUND AT",
                 "STATUS",
                 "EXPIRES",
                 "LAST USED",
@@ -246,18 +128,96 @@ pub fn run(config: &Path, args: InventoryArgs, out: &Output) -> anyhow::Result<E
             &rows,
         )?;
     }
-    let worst = items
-        .iter()
-        .flat_map(|i| i.findings.iter().map(|f| f.severity))
-        .max();
+    let worst = items.iter().filter_map(Item::worst).max();
     if let (Some(threshold), Some(w)) = (args.fail_on, worst) {
+        let threshold = Severity::from(threshold);
         if w >= threshold {
             eprintln!(
                 "airlock inventory: findings at or above `{}` severity exist; fix them or lower `--fail-on`",
-                format!("{threshold:?}").to_lowercase()
+                threshold.as_str()
             );
             return Ok(ExitCode::from(CHECK_FAILED));
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_scan(
+    ctx: &Ctx,
+    file: &Path,
+    agent_readable: bool,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    let bytes = if file == Path::new("-") {
+        crate::output::read_stdin_limited(import::MAX_REPORT, "the scan report")?
+    } else {
+        let len = std::fs::metadata(file)
+            .map_err(|e| {
+                fail(
+                    crate::exit::NOT_FOUND,
+                    format!("cannot read scan report `{}`: {e}; write one with `airlock scan --json PATH > report.json`", file.display()),
+                )
+            })?
+            .len();
+        if len > import::MAX_REPORT as u64 {
+            return Err(fail(INVALID, format!("refused: `{}` is larger than {} bytes; is it really an `airlock scan --json` report?", file.display(), import::MAX_REPORT)));
+        }
+        std::fs::read(file)?
+    };
+    let text = String::from_utf8(bytes).map_err(|_| {
+        fail(
+            INVALID,
+            format!(
+                "`{}` is not UTF-8 text; expected the JSON Lines of `airlock scan --json`",
+                file.display()
+            ),
+        )
+    })?;
+    let auth = &ctx.authority;
+    let actor = Actor::local_operator();
+    let parsed = import::parse(&text, agent_readable, auth.now(), &actor.id).map_err(|e| {
+        fail(
+            INVALID,
+            format!("{}: {e}; nothing was imported", file.display()),
+        )
+    })?;
+    let new = auth.import_unmanaged(&actor, &file.display().to_string(), &parsed.found)?;
+    if out.json() {
+        out.value(&serde_json::json!({
+            "imported": parsed.found.len(),
+            "new": new,
+            "agent_readable": agent_readable,
+            "airlock_tokens_skipped": parsed.airlock_tokens,
+            "credentials": parsed.found,
+        }))?;
+    } else {
+        println!(
+            "imported {} unmanaged credential(s) ({new} new){}",
+            parsed.found.len(),
+            if agent_readable {
+                ", assumed readable by agents"
+            } else {
+                ""
+            }
+        );
+        for f in &parsed.found {
+            let loc = f
+                .location
+                .as_deref()
+                .map(|l| format!(" [{l}]"))
+                .unwrap_or_default();
+            println!(
+                "  {} {} at {}:{}:{}{loc}",
+                f.kind, f.redacted, f.file, f.line, f.column
+            );
+        }
+        if parsed.airlock_tokens > 0 {
+            println!(
+                "skipped {} Airlock token(s): they are managed; `airlock scan --revoke-found` revokes leaked ones",
+                parsed.airlock_tokens
+            );
+        }
+        println!("see them with `airlock inventory`");
     }
     Ok(ExitCode::SUCCESS)
 }
