@@ -447,7 +447,7 @@ fn rows_text(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_request_cancels_and_copy_streams_both_ways() {
+async fn a_cancel_request_cancels_copy_streams_both_ways_and_notifications_pass() {
     let server = Server::from_env();
     let database = server.create_database("protocol").await;
     let direct = server.connect(&database).await;
@@ -503,6 +503,30 @@ async fn a_cancel_request_cancels_and_copy_streams_both_ways() {
     }
     assert_eq!(String::from_utf8(out).unwrap().lines().count(), 2100);
     drop(agent);
+
+    // NOTIFY and notices pass through to the client.
+    let (ok, stdout, stderr) = psql(
+        gw.database("bookings"),
+        "bookings",
+        &t,
+        "LISTEN airlock_test; NOTIFY airlock_test, 'through the door'; SELECT 1",
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("through the door") || stderr.contains("through the door"),
+        "no notification: {stdout} {stderr}"
+    );
+    let (ok, _, stderr) = psql(
+        gw.database("bookings"),
+        "bookings",
+        &t,
+        "CREATE TABLE IF NOT EXISTS bookings (id int)",
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("NOTICE") && stderr.contains("already exists"),
+        "{stderr}"
+    );
     gw.stop();
     server.drop_database(&database).await;
 }
