@@ -780,3 +780,103 @@ async fn clients_can_connect_with_verified_tls() {
     gw.stop();
     server.drop_database(&database).await;
 }
+
+/// Raw protocol, as a hostile client would write it: a Parse the server skips (it follows an
+/// error in its batch) must not make the door believe the unnamed statement is harmless while
+/// the server still holds a DELETE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skipped_parse_cannot_smuggle_a_prepared_delete_past_the_door() {
+    use airlock_pgwire::frontend::{encode_parse, encode_password, encode_startup};
+    use airlock_pgwire::put_message;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::from_env();
+    let database = server.create_database("smuggle").await;
+    let direct = server.connect(&database).await;
+    seed(&direct).await;
+    let h = home_with("bookings", &server, &database, "production", "");
+    let t = token(&h, "production", "read,write,destructive");
+    let gw = Serving::start(&h);
+    let mut s = tokio::net::TcpStream::connect(gw.database("bookings"))
+        .await
+        .unwrap();
+
+    /// Reads messages until ReadyForQuery; returns their type bytes and the error codes.
+    async fn until_ready(s: &mut tokio::net::TcpStream) -> (Vec<u8>, Vec<String>) {
+        let (mut tags, mut codes) = (Vec::new(), Vec::new());
+        loop {
+            let mut head = [0u8; 5];
+            s.read_exact(&mut head).await.unwrap();
+            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).await.unwrap();
+            tags.push(head[0]);
+            if head[0] == b'E' {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let code = text
+                    .split('\0')
+                    .find_map(|f| f.strip_prefix('C'))
+                    .unwrap_or("")
+                    .to_string();
+                codes.push(code);
+            }
+            if head[0] == b'Z' {
+                return (tags, codes);
+            }
+        }
+    }
+    let msg = |tag: u8, body: &[u8]| {
+        let mut v = Vec::new();
+        put_message(&mut v, tag, body);
+        v
+    };
+    let bind_unnamed = msg(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]);
+    let execute_unnamed = msg(b'E', &[0, 0, 0, 0, 0]);
+    let execute_missing = msg(b'E', b"no_such_portal\0\0\0\0\0");
+    let sync = msg(b'S', b"");
+
+    s.write_all(&encode_startup(&[
+        ("user", "db-bot"),
+        ("database", "bookings"),
+    ]))
+    .await
+    .unwrap();
+    let mut auth = [0u8; 9];
+    s.read_exact(&mut auth).await.unwrap();
+    assert_eq!(auth[0], b'R');
+    let mut pw = t.clone().into_bytes();
+    pw.push(0);
+    s.write_all(&encode_password(&pw)).await.unwrap();
+    until_ready(&mut s).await;
+
+    // Batch 1: the server's unnamed statement becomes an unrestricted DELETE (parsing runs nothing).
+    let mut batch = encode_parse("", "DELETE FROM bookings");
+    batch.extend(&sync);
+    // Batch 2: an error first, so the server skips the harmless re-Parse that follows.
+    batch.extend(&execute_missing);
+    batch.extend(encode_parse("", "SELECT 1"));
+    batch.extend(&sync);
+    // Batch 3, pipelined before any answer: bind and run the unnamed statement.
+    batch.extend(&bind_unnamed);
+    batch.extend(&execute_unnamed);
+    batch.extend(&sync);
+    s.write_all(&batch).await.unwrap();
+    let (tags1, _) = until_ready(&mut s).await;
+    assert_eq!(tags1, vec![b'1', b'Z']);
+    let (_, codes2) = until_ready(&mut s).await;
+    assert_eq!(
+        codes2,
+        vec!["34000".to_string()],
+        "the missing portal's error"
+    );
+    let (_, codes3) = until_ready(&mut s).await;
+    assert_eq!(
+        codes3,
+        vec!["42501".to_string()],
+        "the DELETE the server still held was not refused"
+    );
+    assert_eq!(count(&direct).await, 100, "the smuggled DELETE ran");
+    drop(s);
+    gw.stop();
+    server.drop_database(&database).await;
+}

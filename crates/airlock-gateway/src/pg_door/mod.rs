@@ -14,6 +14,8 @@
 //! rest of an extended-protocol batch is skipped until Sync, ReadyForQuery carries the right
 //! status, and answers stay in order however deeply the client pipelines.
 
+mod track;
+
 use crate::decision::{DoorRequest, Verdict};
 use crate::runtime::DatabaseRt;
 use crate::Shared;
@@ -28,7 +30,7 @@ use airlock_pgwire::frontend::{self, Frontend, Startup};
 use airlock_sql::SqlClassification;
 use parking_lot::Mutex;
 use sha2::Digest;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+use track::{Prepared, Tracker};
 
 /// Largest message the door holds to read (a query, a Parse, a Bind with its parameters);
 /// anything bigger of those types is refused. Relayed messages (COPY data, rows) have no limit.
@@ -618,17 +621,6 @@ async fn login_upstream(db: &DatabaseRt, passed: &[(String, String)]) -> Result<
     })
 }
 
-/// What a session remembers about one prepared statement.
-struct Prepared {
-    classification: Arc<Classification>,
-    digest: String,
-    summary: String,
-    tags: String,
-}
-
-/// Errors the server will report for refused messages, to be swapped for Airlock's.
-type Pending = Arc<Mutex<VecDeque<(String, Vec<u8>)>>>;
-
 #[allow(clippy::too_many_arguments)]
 async fn relay<C: Conn>(
     shared: &Arc<Shared>,
@@ -642,7 +634,7 @@ async fn relay<C: Conn>(
 ) -> Result<(), End> {
     let (mut client_r, client_w) = tokio::io::split(client);
     let (mut server_r, mut server_w) = tokio::io::split(&mut upstream.conn);
-    let pending: Pending = Arc::new(Mutex::new(VecDeque::new()));
+    let track = Arc::new(Mutex::new(Tracker::default()));
     let client_w = Arc::new(tokio::sync::Mutex::new(client_w));
     let mut session = Session {
         shared: Arc::clone(shared),
@@ -650,8 +642,7 @@ async fn relay<C: Conn>(
         claims,
         token,
         id: session_id,
-        statements: HashMap::new(),
-        pending: Arc::clone(&pending),
+        track: Arc::clone(&track),
         refusals: 0,
     };
     let to_server = async {
@@ -666,7 +657,7 @@ async fn relay<C: Conn>(
             let mut terminate = false;
             loop {
                 match splitter.next(&buf, |t| {
-                    matches!(t, b'Q' | b'P' | b'B' | b'C' | b'F' | b'X')
+                    matches!(t, b'Q' | b'P' | b'B' | b'C' | b'F' | b'S' | b'X')
                 })? {
                     Chunk::NeedMore => break,
                     Chunk::Relay(n) => {
@@ -705,7 +696,7 @@ async fn relay<C: Conn>(
                 return Err::<(), End>(End::Refused("the database closed the session".into()));
             }
             loop {
-                match splitter.next(&buf, |t| matches!(t, b'E' | b'S'))? {
+                match splitter.next(&buf, |t| matches!(t, b'E' | b'S' | b'1' | b'3' | b'Z'))? {
                     Chunk::NeedMore => break,
                     Chunk::Relay(n) => {
                         out.extend_from_slice(&buf[..n]);
@@ -736,9 +727,32 @@ async fn relay<C: Conn>(
                                 return Err(End::Refused(why));
                             }
                             Backend::Error(fields) if tag == b'E' => {
-                                out.extend_from_slice(
-                                    &swap_error(&pending, &fields).unwrap_or_else(|| msg.to_vec()),
-                                );
+                                let mut t = track.lock();
+                                t.error();
+                                let swapped = match backend::field(&fields, b'M') {
+                                    Some(m) if t.has_refusals() => t.swap(m),
+                                    _ => None,
+                                };
+                                drop(t);
+                                out.extend_from_slice(swapped.as_deref().unwrap_or(&msg));
+                            }
+                            Backend::ReadyForQuery(_) => {
+                                track.lock().ready();
+                                out.extend_from_slice(&msg);
+                            }
+                            Backend::Other(b'1') => {
+                                track
+                                    .lock()
+                                    .parse_complete()
+                                    .map_err(|e| End::Refused(e.to_string()))?;
+                                out.extend_from_slice(&msg);
+                            }
+                            Backend::Other(b'3') => {
+                                track
+                                    .lock()
+                                    .close_complete()
+                                    .map_err(|e| End::Refused(e.to_string()))?;
+                                out.extend_from_slice(&msg);
                             }
                             _ => out.extend_from_slice(&msg),
                         }
@@ -773,39 +787,18 @@ async fn relay<C: Conn>(
     result
 }
 
-/// If `fields` is the server's error for a refused message's stand-in, Airlock's error instead.
-fn swap_error(pending: &Pending, fields: &[(u8, &str)]) -> Option<Vec<u8>> {
-    let mut p = pending.lock();
-    if p.is_empty() {
-        return None;
-    }
-    let message = backend::field(fields, b'M')?;
-    let at = p
-        .iter()
-        .position(|(marker, _)| message.contains(marker.as_str()))?;
-    // Stand-ins before this one were skipped by the server (an earlier error in their batch).
-    let mut taken = p.drain(..=at);
-    taken.next_back().map(|(_, bytes)| bytes)
-}
-
 struct Session {
     shared: Arc<Shared>,
     db: Arc<DatabaseRt>,
     claims: Arc<Claims>,
     token: String,
     id: u64,
-    statements: HashMap<String, Prepared>,
-    pending: Pending,
+    track: Arc<Mutex<Tracker>>,
     refusals: u64,
 }
 
 /// Everything a decision needs about some SQL.
-struct Sql {
-    classification: Arc<Classification>,
-    digest: String,
-    summary: String,
-    tags: String,
-}
+type Sql = Prepared;
 
 impl Session {
     /// Handles one inspected client message; true when the client said goodbye.
@@ -813,24 +806,23 @@ impl Session {
         match frontend::decode(msg)? {
             Frontend::Query(sql) => {
                 let parsed = self.db.classifier.classify(sql);
-                let prepared: Vec<(String, OpClass)> = parsed
-                    .statements
-                    .iter()
-                    .filter_map(|s| s.prepared.clone())
-                    .collect();
-                let info = self.describe(sql, &parsed);
+                let info = Arc::new(self.describe(sql, &parsed));
                 let verdict = self.decide(&info, "query").await;
                 if verdict.outcome == Outcome::Allow {
                     out.extend_from_slice(msg);
-                    for (name, _) in prepared {
-                        self.remember(name, &info);
+                    let mut t = self.track.lock();
+                    for s in &parsed.statements {
+                        if let Some((name, _)) = &s.prepared {
+                            t.sql_prepared(name, Arc::clone(&info));
+                        }
                     }
                 } else {
                     self.refuse(&verdict, &info.tags, true, out);
                 }
+                self.track.lock().batch_sent();
             }
             Frontend::Parse { name, query } => {
-                if self.statements.len() >= MAX_STATEMENTS && !self.statements.contains_key(name) {
+                if self.track.lock().len() >= MAX_STATEMENTS {
                     let info = unclassifiable(&format!(
                         "more than {MAX_STATEMENTS} prepared statements in one session"
                     ));
@@ -839,22 +831,17 @@ impl Session {
                     return Ok(false);
                 }
                 let parsed = self.db.classifier.classify(query);
-                let info = self.describe(query, &parsed);
-                self.remember(name.to_string(), &info);
+                let info = Arc::new(self.describe(query, &parsed));
+                self.track.lock().parse_sent(name, info);
                 out.extend_from_slice(msg);
             }
             Frontend::Bind { statement, .. } => {
-                let info = match self.statements.get(statement) {
-                    Some(p) => Sql {
-                        classification: Arc::clone(&p.classification),
-                        digest: p.digest.clone(),
-                        summary: p.summary.clone(),
-                        tags: p.tags.clone(),
-                    },
-                    None => unclassifiable(&format!(
+                let info = self.track.lock().lookup(statement);
+                let info = info.unwrap_or_else(|| {
+                    Arc::new(unclassifiable(&format!(
                         "prepared statement `{statement}` was not prepared through Airlock"
-                    )),
-                };
+                    )))
+                });
                 let verdict = self.decide(&info, "bind").await;
                 if verdict.outcome == Outcome::Allow {
                     out.extend_from_slice(msg);
@@ -863,9 +850,7 @@ impl Session {
                 }
             }
             Frontend::Close { kind, name } => {
-                if kind == b'S' {
-                    self.statements.remove(name);
-                }
+                self.track.lock().close_sent((kind == b'S').then_some(name));
                 out.extend_from_slice(msg);
             }
             Frontend::FunctionCall => {
@@ -880,10 +865,15 @@ impl Session {
                     verdict
                 };
                 self.refuse(&verdict, &info.tags, true, out);
+                self.track.lock().batch_sent();
             }
             Frontend::Terminate => {
                 out.extend_from_slice(msg);
                 return Ok(true);
+            }
+            Frontend::Other(b'S') => {
+                self.track.lock().batch_sent();
+                out.extend_from_slice(msg);
             }
             Frontend::Password(_) | Frontend::Other(_) => out.extend_from_slice(msg),
         }
@@ -902,23 +892,15 @@ impl Session {
         } else {
             verdict
         };
-        self.refuse(&verdict, &info.tags, tag == b'Q' || tag == b'F', out);
-    }
-
-    fn remember(&mut self, name: String, info: &Sql) {
-        self.statements.insert(
-            name,
-            Prepared {
-                classification: Arc::clone(&info.classification),
-                digest: info.digest.clone(),
-                summary: info.summary.clone(),
-                tags: info.tags.clone(),
-            },
-        );
+        let simple = tag == b'Q' || tag == b'F';
+        self.refuse(&verdict, &info.tags, simple, out);
+        if simple {
+            self.track.lock().batch_sent();
+        }
     }
 
     /// Turns a classification into what the decision path takes, resolving `EXECUTE name` from
-    /// the statements this session prepared.
+    /// what the server may hold under that name.
     fn describe(&self, sql: &str, parsed: &SqlClassification) -> Sql {
         let mut operations = Vec::new();
         let mut tags = Vec::new();
@@ -926,7 +908,11 @@ impl Session {
         for s in &parsed.statements {
             tags.push(s.tag.clone());
             notes.extend(s.notes.iter().cloned());
-            match s.executes.as_deref().and_then(|n| self.statements.get(n)) {
+            match s
+                .executes
+                .as_deref()
+                .and_then(|n| self.track.lock().lookup(n))
+            {
                 Some(p) => operations.extend(p.classification.operations.iter().cloned()),
                 None => operations.extend(s.operations.iter().cloned()),
             }
@@ -943,7 +929,7 @@ impl Session {
         } else {
             format!("{tags} {}", resources.join(","))
         };
-        Sql {
+        Prepared {
             classification: Arc::new(Classification {
                 operations,
                 effective_method: "SQL".into(),
@@ -1042,13 +1028,7 @@ impl Session {
             detail: detail.as_deref(),
             hint: Some(&v.hint),
         });
-        {
-            let mut p = self.pending.lock();
-            if p.len() >= 1024 {
-                p.pop_front();
-            }
-            p.push_back((marker.clone(), error));
-        }
+        self.track.lock().refused(marker.clone(), error);
         let stand_in = format!("SELECT '{marker}'::int4");
         if simple {
             out.extend(frontend::encode_query(&stand_in));
@@ -1059,7 +1039,7 @@ impl Session {
 }
 
 fn unclassifiable(why: &str) -> Sql {
-    Sql {
+    Prepared {
         classification: Arc::new(Classification {
             operations: vec![Operation {
                 action: airlock_sql::UNCLASSIFIABLE.into(),

@@ -1,0 +1,367 @@
+//! What the server holds under each prepared-statement name, as far as the door can know.
+//!
+//! The door decides a Bind by the class of the statement the server will bind. Recording every
+//! Parse as it passes would be wrong: the server skips a Parse that follows an error in its
+//! batch, and refuses one whose name is taken, so a client could make the door believe a name
+//! holds a harmless statement while the server still holds a destructive one. So a Parse is only
+//! *pending* until the server's ParseComplete confirms it (in order; an error drops the rest of
+//! its batch), and a Bind is decided by the most dangerous statement the name could hold: the
+//! confirmed one or any still pending. The exception is a Bind in the same batch as the name's
+//! latest Parse: if the Bind runs at all, that Parse ran before it, so its statement is the one.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// A statement the door classified, as a Bind will need it.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// What it does, for the decision.
+    pub classification: Arc<airlock_classify::Classification>,
+    /// SHA-256 of its text, binding an approval to exactly this statement.
+    pub digest: String,
+    /// How a human reads it in an approval queue.
+    pub summary: String,
+    /// Its command tags.
+    pub tags: String,
+}
+
+impl Prepared {
+    fn class(&self) -> airlock_core::OpClass {
+        self.classification.class()
+    }
+}
+
+#[derive(Debug)]
+enum Op {
+    Parse {
+        batch: u64,
+        name: String,
+        entry: Arc<Prepared>,
+    },
+    /// A Close of a statement (`Some(name)`) or of a portal (`None`): both are answered.
+    Close { batch: u64, name: Option<String> },
+}
+
+impl Op {
+    fn batch(&self) -> u64 {
+        match self {
+            Op::Parse { batch, .. } | Op::Close { batch, .. } => *batch,
+        }
+    }
+}
+
+/// The server answered in a way the door cannot match to what was sent: end the session.
+#[derive(Debug, thiserror::Error)]
+#[error("the database answered {0} with nothing outstanding; ending the session")]
+pub(crate) struct Desync(&'static str);
+
+/// One session's view of the server's prepared statements, and the refusal errors to swap in.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    confirmed: HashMap<String, Arc<Prepared>>,
+    pending: VecDeque<Op>,
+    /// Batches (ended by Sync, Query, FunctionCall) the client has sent.
+    client_batch: u64,
+    /// Batches the server has finished (ReadyForQuery).
+    server_batch: u64,
+    /// Markers of refused messages' stand-ins and the error to show instead.
+    refusals: VecDeque<(String, Vec<u8>)>,
+}
+
+impl Tracker {
+    /// A Parse of `name` was forwarded.
+    pub fn parse_sent(&mut self, name: &str, entry: Arc<Prepared>) {
+        self.pending.push_back(Op::Parse {
+            batch: self.client_batch,
+            name: name.to_string(),
+            entry,
+        });
+    }
+
+    /// A Close of statement `name` (or of a portal: None) was forwarded.
+    pub fn close_sent(&mut self, name: Option<&str>) {
+        self.pending.push_back(Op::Close {
+            batch: self.client_batch,
+            name: name.map(str::to_string),
+        });
+    }
+
+    /// A message that ends a batch (Sync, Query, FunctionCall) was forwarded.
+    pub fn batch_sent(&mut self) {
+        self.client_batch += 1;
+    }
+
+    /// SQL `PREPARE name AS …` was forwarded. Its success is not confirmed message by message,
+    /// so the name only ever gets more dangerous: a failed re-PREPARE cannot lower it.
+    pub fn sql_prepared(&mut self, name: &str, entry: Arc<Prepared>) {
+        match self.confirmed.get(name) {
+            Some(old) if old.class() > entry.class() => {}
+            _ => {
+                self.confirmed.insert(name.to_string(), entry);
+            }
+        }
+    }
+
+    /// The statement a Bind of `name` sent now would bind, at its most dangerous.
+    pub fn lookup(&self, name: &str) -> Option<Arc<Prepared>> {
+        let latest = self.pending.iter().rev().find_map(|op| match op {
+            Op::Parse {
+                batch,
+                name: n,
+                entry,
+            } if n == name => Some((*batch, entry)),
+            _ => None,
+        });
+        if let Some((batch, entry)) = latest {
+            if batch == self.client_batch {
+                return Some(Arc::clone(entry));
+            }
+        }
+        let pending = self.pending.iter().filter_map(|op| match op {
+            Op::Parse { name: n, entry, .. } if n == name => Some(entry),
+            _ => None,
+        });
+        self.confirmed
+            .get(name)
+            .into_iter()
+            .chain(pending)
+            .max_by_key(|e| e.class())
+            .cloned()
+    }
+
+    /// How many names are remembered or pending.
+    pub fn len(&self) -> usize {
+        self.confirmed.len() + self.pending.len()
+    }
+
+    /// The server sent ParseComplete: the oldest pending Parse happened.
+    pub fn parse_complete(&mut self) -> Result<(), Desync> {
+        match self.pending.pop_front() {
+            Some(Op::Parse { name, entry, .. }) => {
+                self.confirmed.insert(name, entry);
+                Ok(())
+            }
+            _ => Err(Desync("ParseComplete")),
+        }
+    }
+
+    /// The server sent CloseComplete: the oldest pending Close happened.
+    pub fn close_complete(&mut self) -> Result<(), Desync> {
+        match self.pending.pop_front() {
+            Some(Op::Close { name, .. }) => {
+                if let Some(name) = name {
+                    self.confirmed.remove(&name);
+                }
+                Ok(())
+            }
+            _ => Err(Desync("CloseComplete")),
+        }
+    }
+
+    /// The server reported an error: the rest of its current batch is skipped.
+    pub fn error(&mut self) {
+        self.drop_current_batch();
+    }
+
+    /// The server sent ReadyForQuery: its current batch is over.
+    pub fn ready(&mut self) {
+        self.drop_current_batch();
+        self.server_batch += 1;
+    }
+
+    fn drop_current_batch(&mut self) {
+        let current = self.server_batch;
+        while self.pending.front().is_some_and(|op| op.batch() == current) {
+            self.pending.pop_front();
+        }
+    }
+
+    /// Remembers the error to show for a refused message's stand-in.
+    pub fn refused(&mut self, marker: String, error: Vec<u8>) {
+        if self.refusals.len() >= 1024 {
+            self.refusals.pop_front();
+        }
+        self.refusals.push_back((marker, error));
+    }
+
+    /// If the server's error `message` is a stand-in's, Airlock's error instead.
+    pub fn swap(&mut self, message: &str) -> Option<Vec<u8>> {
+        let at = self
+            .refusals
+            .iter()
+            .position(|(marker, _)| message.contains(marker.as_str()))?;
+        // Stand-ins before this one were skipped by the server (an earlier error in their batch).
+        self.refusals
+            .drain(..=at)
+            .next_back()
+            .map(|(_, bytes)| bytes)
+    }
+
+    /// Whether any refusal error is waiting to be swapped in.
+    pub fn has_refusals(&self) -> bool {
+        !self.refusals.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_classify::{Classification, Operation};
+    use airlock_core::OpClass;
+    use proptest::prelude::*;
+
+    fn entry(class: OpClass) -> Arc<Prepared> {
+        Arc::new(Prepared {
+            classification: Arc::new(Classification {
+                operations: vec![Operation {
+                    action: format!("{class:?}"),
+                    class,
+                    resource_kind: String::new(),
+                    resource_id: None,
+                }],
+                effective_method: "SQL".into(),
+                normalized_path: String::new(),
+                notes: Vec::new(),
+            }),
+            digest: String::new(),
+            summary: String::new(),
+            tags: String::new(),
+        })
+    }
+
+    #[test]
+    fn a_skipped_parse_cannot_hide_the_statement_the_server_still_holds() {
+        let mut t = Tracker::default();
+        // Batch 1: the unnamed statement becomes a DELETE; the server confirms it.
+        t.parse_sent("", entry(OpClass::Destructive));
+        t.batch_sent();
+        t.parse_complete().unwrap();
+        t.ready();
+        // Batch 2: an error first, so the server skips the harmless re-Parse.
+        t.parse_sent("", entry(OpClass::Read));
+        t.batch_sent();
+        // Batch 3: Bind "" (sent before the server answered batch 2).
+        assert_eq!(t.lookup("").unwrap().class(), OpClass::Destructive);
+        t.error();
+        t.ready();
+        assert_eq!(t.lookup("").unwrap().class(), OpClass::Destructive);
+    }
+
+    #[test]
+    fn a_bind_in_the_parse_s_own_batch_uses_that_parse() {
+        let mut t = Tracker::default();
+        t.parse_sent("", entry(OpClass::Destructive));
+        t.batch_sent();
+        t.parse_complete().unwrap();
+        t.ready();
+        t.parse_sent("", entry(OpClass::Read));
+        assert_eq!(t.lookup("").unwrap().class(), OpClass::Read);
+    }
+
+    #[test]
+    fn an_unexpected_parse_complete_ends_the_session() {
+        let mut t = Tracker::default();
+        assert!(t.parse_complete().is_err());
+        t.close_sent(Some("s1"));
+        assert!(t.parse_complete().is_err());
+    }
+
+    /// What a client sends in the model below.
+    #[derive(Debug, Clone)]
+    enum Msg {
+        Parse(u8, OpClass, bool),
+        Bind(u8, bool),
+        Close(u8),
+        Sync,
+    }
+
+    fn msg() -> impl Strategy<Value = Msg> {
+        let class = prop_oneof![
+            Just(OpClass::Read),
+            Just(OpClass::Write),
+            Just(OpClass::Destructive)
+        ];
+        prop_oneof![
+            (0u8..3, class, any::<bool>()).prop_map(|(n, c, f)| Msg::Parse(n, c, f)),
+            (0u8..3, any::<bool>()).prop_map(|(n, f)| Msg::Bind(n, f)),
+            (0u8..3).prop_map(Msg::Close),
+            Just(Msg::Sync),
+        ]
+    }
+
+    fn name(n: u8) -> String {
+        if n == 0 {
+            String::new()
+        } else {
+            format!("s{n}")
+        }
+    }
+
+    proptest! {
+        /// Against a model of PostgreSQL's extended protocol (an error skips to Sync, a Parse
+        /// drops the old unnamed statement, a taken name is an error), with the client
+        /// pipelining arbitrarily far ahead of the server: whenever the server binds a
+        /// statement, the door had decided that Bind with a class at least as dangerous.
+        #[test]
+        fn the_door_never_underestimates_what_the_server_binds(
+            msgs in proptest::collection::vec(msg(), 0..60),
+            pace in proptest::collection::vec(any::<bool>(), 0..200),
+        ) {
+            let mut t = Tracker::default();
+            // Sent but not yet processed: the message and, for a Bind, the class decided.
+            let mut wire: VecDeque<(Msg, Option<OpClass>)> = VecDeque::new();
+            let mut server: HashMap<String, OpClass> = HashMap::new();
+            let mut skipping = false;
+            let mut to_send = msgs.into_iter();
+            let mut pace = pace.into_iter();
+            loop {
+                let send = pace.next().unwrap_or(false) || wire.is_empty();
+                if send {
+                    let Some(m) = to_send.next() else {
+                        if wire.is_empty() { break } else { continue }
+                    };
+                    let decided = match &m {
+                        Msg::Parse(n, c, _) => { t.parse_sent(&name(*n), entry(*c)); None }
+                        Msg::Close(n) => { t.close_sent(Some(&name(*n))); None }
+                        Msg::Sync => { t.batch_sent(); None }
+                        Msg::Bind(n, _) => Some(t.lookup(&name(*n)).map(|e| e.class()).unwrap_or(OpClass::Destructive)),
+                    };
+                    wire.push_back((m, decided));
+                    continue;
+                }
+                let Some((m, decided)) = wire.pop_front() else { continue };
+                match m {
+                    Msg::Sync => { skipping = false; t.ready(); }
+                    _ if skipping => {}
+                    Msg::Parse(n, c, fails) => {
+                        let n = name(n);
+                        if n.is_empty() { server.remove(&n); }
+                        if fails || server.contains_key(&n) {
+                            skipping = true;
+                            t.error();
+                        } else {
+                            server.insert(n, c);
+                            t.parse_complete().unwrap();
+                        }
+                    }
+                    Msg::Close(n) => { server.remove(&name(n)); t.close_complete().unwrap(); }
+                    Msg::Bind(n, fails) => {
+                        let decided = decided.unwrap_or(OpClass::Destructive);
+                        if decided >= OpClass::Destructive {
+                            // Refused: the stand-in Parse("") fails on the server.
+                            server.remove("");
+                            skipping = true;
+                            t.error();
+                        } else if let Some(actual) = server.get(&name(n)) {
+                            prop_assert!(*actual <= decided, "server bound {actual:?}, door decided {decided:?}");
+                            if fails { skipping = true; t.error(); }
+                        } else {
+                            skipping = true;
+                            t.error();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
