@@ -457,3 +457,130 @@ fn review_moves_the_date_and_the_compliance_report_cites_live_evidence() {
         .stdout;
     assert!(html.starts_with("<!doctype html>") && html.contains("PCI DSS v4.0.1"));
 }
+
+/// The incident's home plus a production PostgreSQL database behind the wire-protocol door, its
+/// password sealed. Blast radius never connects, so nothing listens at the URL.
+fn home_with_database() -> Home {
+    let h = home(unused_addr());
+    let cfg = h.path().join("airlock.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "\n[databases.bookings]\nlisten = \"127.0.0.1:0\"\nurl = \"postgres://postgres@127.0.0.1:5432/postgres\"\nenvironment = \"production\"\nsecret = \"bookings-db\"\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    h.run_with_stdin(
+        &["secret", "set", "bookings-db", "--env", "production"],
+        Some("bookings-db-PASSWORD-1a2b3c"),
+    )
+    .ok();
+    h
+}
+
+fn database_entries<'a>(b: &'a Value, db: &'a str) -> Vec<&'a Value> {
+    b["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["door"] == "postgres" && e["upstream"] == db)
+        .collect()
+}
+
+#[test]
+fn a_production_database_is_in_the_blast_radius_and_destroyable_only_after_approval() {
+    let h = home_with_database();
+    let (_, stage) = issue(&h, "stage-bot", &["staging"], "read,write,destructive");
+    let (_, prod) = issue(&h, "prod-bot", &["production"], "read,write,destructive");
+
+    let b = json(&h, &["blast-radius", &stage]);
+    let db = database_entries(&b, "bookings");
+    assert!(!db.is_empty(), "the database's pairs are evaluated: {b}");
+    for e in &db {
+        assert_eq!(e["environment"], "production", "{e}");
+        assert_eq!(
+            e["reach"], "denied",
+            "staging token reaches the database: {e}"
+        );
+    }
+
+    let b = json(&h, &["blast-radius", &prod]);
+    let db = database_entries(&b, "bookings");
+    let find = |action: &str, class: &str| {
+        db.iter()
+            .find(|e| e["action"] == action && e["class"] == class)
+            .unwrap_or_else(|| panic!("no {action} ({class}) on bookings: {b}"))
+    };
+    let drop = find("DROP TABLE", "destructive");
+    assert_eq!(drop["resource"], "bookings");
+    assert_eq!(drop["reach"], "after_approval", "{drop}");
+    assert_eq!(drop["statement"], "DROP TABLE t");
+    // An UPDATE without a restricting WHERE is destructive, so it waits for a human too.
+    assert_eq!(find("UPDATE", "destructive")["reach"], "after_approval");
+    assert_ne!(find("connect", "read")["reach"], "denied", "it can log in");
+    assert_eq!(
+        find("SET", "privilege")["reach"],
+        "denied",
+        "no privilege in its allowlist"
+    );
+    assert!(
+        !db.iter()
+            .any(|e| e["class"] == "destructive" && e["reach"] == "outright"),
+        "a production destroyer never destroys the database outright: {b}"
+    );
+    // The cloud's production volumes and the database: two production resources.
+    let headline = b["headline"].as_str().unwrap();
+    assert!(
+        headline.contains("can destroy 2 production resources; without a human: 0"),
+        "{headline}"
+    );
+    let text = h.run(&["blast-radius", &prod]).ok().stdout;
+    assert!(
+        text.contains(
+            "after approval  DROP TABLE on bookings/bookings (approval_required, e.g. `DROP TABLE t`)"
+        ),
+        "{text}"
+    );
+    let dot = h
+        .run(&["blast-radius", &prod, "--format", "dot"])
+        .ok()
+        .stdout;
+    assert!(dot.contains("bookings/bookings"), "{dot}");
+
+    // The database's sealed password is everything the database user can do.
+    let s = json(&h, &["blast-radius", "bookings-db"]);
+    assert_eq!(s["subject"]["id"], "bookings-db@production");
+    let db = database_entries(&s, "bookings");
+    assert!(db.iter().any(|e| e["action"] == "DROP TABLE"), "{s}");
+    assert!(
+        db.iter()
+            .any(|e| e["action"] == "(any statement the database user may run)"),
+        "{s}"
+    );
+    assert!(db.iter().all(|e| e["reach"] == "unchecked"), "{s}");
+    assert!(
+        s["headline"]
+            .as_str()
+            .unwrap()
+            .contains("can destroy 1 production resource; without a human: 1"),
+        "{s}"
+    );
+    assert!(
+        s["notes"].to_string().contains("database(s): bookings"),
+        "{s}"
+    );
+
+    let items = lines(&h.run(&["--json", "inventory"]).ok().stdout);
+    let sealed = items
+        .iter()
+        .find(|i| i["kind"] == "sealed_secret" && i["id"] == "bookings-db@production")
+        .unwrap_or_else(|| panic!("the database's secret is not in the inventory: {items:?}"));
+    assert!(
+        sealed["allow"].as_str().unwrap().starts_with("everything"),
+        "{sealed}"
+    );
+    for out in [s.to_string(), format!("{items:?}"), text] {
+        assert!(
+            !out.contains("bookings-db-PASSWORD"),
+            "the password is never shown"
+        );
+    }
+}

@@ -248,7 +248,7 @@ pub fn collect(
             owner: None,
             purpose: None,
             environments: vec![s.environment.to_string()],
-            allow: Some("everything the upstream allows".into()),
+            allow: Some("everything the upstream or database user allows".into()),
             created: when(s.created_at),
             expires: None,
             last_used: None,

@@ -4,7 +4,8 @@
 //! - [`findings`]: the inventory items (identities, tokens, sealed secrets, unmanaged
 //!   credentials imported from `airlock scan`) and what is wrong with each.
 //! - [`reach`]: blast radius, the real Cedar policy set evaluated for a credential against every
-//!   action the upstreams' rules can produce and every catalogued resource.
+//!   action the upstreams' rules can produce and every catalogued resource, and sample statements
+//!   on every PostgreSQL database.
 //! - [`duties`]: separation-of-duties flags derived from blast radius.
 //! - [`import`]: reading `airlock scan --json` reports.
 //! - [`render`]: Graphviz DOT and Mermaid pictures of a blast radius.

@@ -7,6 +7,10 @@
 //! environment. Each pair is decided as the gateway would decide it with no approval; a pair
 //! that needs approval is decided again as if a human had approved, which tells "after
 //! approval" apart from "denied even then".
+//!
+//! Every PostgreSQL database contributes the login (`connect`, the door's own operation) and the
+//! operations the SQL classifier produces for [`REPRESENTATIVE_SQL`], each on the database itself
+//! in its fixed environment: a sample of each class, not every statement SQL allows.
 
 use crate::InventoryError;
 use airlock_authority::StoreReader;
@@ -28,7 +32,8 @@ pub enum Reach {
     AfterApproval,
     /// Allowed with no human involved.
     Outright,
-    /// No policy is consulted at all: a sealed upstream secret is everything the upstream allows.
+    /// No policy is consulted at all: a sealed secret is everything the upstream (or database
+    /// user) allows.
     Unchecked,
 }
 
@@ -69,8 +74,10 @@ pub struct Subject {
 /// One (action, resource) pair and how far the credential reaches it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
-    /// The upstream the action goes through.
+    /// The upstream or database the action goes through.
     pub upstream: String,
+    /// Which door: `http` (upstreams) or `postgres` (databases).
+    pub door: &'static str,
     /// The classified action.
     pub action: String,
     /// Its class.
@@ -90,6 +97,9 @@ pub struct Entry {
     pub code: String,
     /// The tokens that reach it this far.
     pub tokens: Vec<String>,
+    /// For a database: the sample statement the action and class were classified from (an
+    /// `UPDATE` with a restricting `WHERE` is a write, one without is destructive).
+    pub statement: Option<String>,
 }
 
 /// Counts of one (class, environment) group.
@@ -159,11 +169,71 @@ struct Slot {
     environment: Option<EnvName>,
 }
 
-/// Every (upstream, action, slot) pair the gateway could be asked to decide, computed once
-/// and evaluated for any number of credentials.
+/// One (action, resource) question the gateway could be asked.
+struct Pair {
+    /// The upstream or database name.
+    upstream: String,
+    door: &'static str,
+    target: ActionTarget,
+    slot: Slot,
+    /// The sample statement a database action was classified from.
+    statement: Option<String>,
+}
+
+/// Sample statements standing for what a database session can do, at least one per class and
+/// both forms of `UPDATE`/`DELETE`. Only the text is fixed here: actions and classes come from
+/// the classifier the door uses, so they cannot drift from what the door decides. `t` and `r`
+/// are placeholders; the pairs aim at the database itself.
+pub const REPRESENTATIVE_SQL: &[&str] = &[
+    "SELECT * FROM t",
+    "INSERT INTO t VALUES (1)",
+    "UPDATE t SET a = 1 WHERE id = 1",
+    "DELETE FROM t WHERE id = 1",
+    "CREATE TABLE t (id int)",
+    "UPDATE t SET a = 1",
+    "DELETE FROM t",
+    "TRUNCATE t",
+    "DROP TABLE t",
+    "DO $$ BEGIN END $$",
+    "GRANT SELECT ON t TO r",
+    "CREATE ROLE r",
+    "SET search_path = public",
+];
+
+/// The actions a database session can be decided on: the login, then each distinct (action,
+/// class, resource kind) of [`REPRESENTATIVE_SQL`] with the first statement that produced it.
+pub fn database_targets(cfg: &airlock_sql::SqlConfig) -> Vec<(ActionTarget, Option<String>)> {
+    let login = airlock_gateway::pg_door::connect_operation();
+    let mut out = vec![(target(&login), None)];
+    for sql in REPRESENTATIVE_SQL {
+        let c = airlock_sql::classify(sql, cfg);
+        for op in c.operations() {
+            let t = target(op);
+            let seen = out.iter().any(|(o, _)| {
+                o.action == t.action && o.class == t.class && o.resource_kind == t.resource_kind
+            });
+            if !seen {
+                out.push((t, Some((*sql).to_string())));
+            }
+        }
+    }
+    out
+}
+
+fn target(op: &airlock_classify::Operation) -> ActionTarget {
+    ActionTarget {
+        action: op.action.clone(),
+        class: op.class,
+        resource_kind: op.resource_kind.clone(),
+        names_resource: op.resource_id.is_some(),
+    }
+}
+
+/// Every pair the gateway could be asked to decide, computed once and evaluated for any number
+/// of credentials.
 pub struct Space<'rt> {
     rt: &'rt Runtime,
-    pairs: Vec<(String, ActionTarget, Slot)>,
+    pairs: Vec<Pair>,
     now: i64,
 }
 
@@ -222,9 +292,38 @@ impl<'rt> Space<'rt> {
                         }
                     }
                 }
-                for s in slots {
-                    pairs.push((name.clone(), t.clone(), s));
+                for slot in slots {
+                    pairs.push(Pair {
+                        upstream: name.clone(),
+                        door: "http",
+                        target: t.clone(),
+                        slot,
+                        statement: None,
+                    });
                 }
+            }
+        }
+        // The door resolves every statement on a database to the database's environment; an
+        // operation naming a table is decided on the table's name, here on the database's, which
+        // only a policy matching table names would tell apart.
+        let mut names: Vec<&String> = rt.databases.keys().collect();
+        names.sort();
+        for name in names {
+            let Some(db) = rt.databases.get(name) else {
+                continue;
+            };
+            for (target, statement) in database_targets(db.classifier.config()) {
+                pairs.push(Pair {
+                    upstream: name.clone(),
+                    door: "postgres",
+                    target,
+                    slot: Slot {
+                        id: name.clone(),
+                        kind: Some("database".into()),
+                        environment: db.upstream.environment.clone(),
+                    },
+                    statement,
+                });
             }
         }
         Ok(Space { rt, pairs, now })
@@ -235,22 +334,16 @@ impl<'rt> Space<'rt> {
         self.pairs.len()
     }
 
-    /// Whether there is nothing to reach (no upstreams).
+    /// Whether there is nothing to reach (no upstreams, no databases).
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
 
-    fn entry(
-        &self,
-        up: &str,
-        t: &ActionTarget,
-        s: &Slot,
-        reach: Reach,
-        code: &str,
-        token: Option<&str>,
-    ) -> Entry {
+    fn entry(&self, p: &Pair, reach: Reach, code: &str, token: Option<&str>) -> Entry {
+        let (t, s) = (&p.target, &p.slot);
         Entry {
-            upstream: up.to_string(),
+            upstream: p.upstream.clone(),
+            door: p.door,
             action: t.action.clone(),
             class: t.class,
             resource: s.id.clone(),
@@ -264,6 +357,7 @@ impl<'rt> Space<'rt> {
             reach,
             code: code.to_string(),
             tokens: token.map(|t| vec![t.to_string()]).unwrap_or_default(),
+            statement: p.statement.clone(),
         }
     }
 
@@ -279,7 +373,8 @@ impl<'rt> Space<'rt> {
         };
         self.pairs
             .iter()
-            .map(|(up, t, s)| {
+            .map(|p| {
+                let (t, s) = (&p.target, &p.slot);
                 let decide = |approval| {
                     self.rt.policy.decide(&Input {
                         principal,
@@ -308,16 +403,15 @@ impl<'rt> Space<'rt> {
                         }
                     }
                 };
-                self.entry(up, t, s, reach, code, Some(&token.id))
+                self.entry(p, reach, code, Some(&token.id))
             })
             .collect()
     }
 
-    /// Every pair behind the upstreams that inject `secret`: no policy in the way.
-    pub fn secret(&self, secret: &SecretInfo) -> (Vec<Entry>, Vec<String>) {
-        let users: BTreeSet<&String> = self
-            .rt
-            .config
+    /// Every pair behind the upstreams and databases that use `secret`: no policy in the way.
+    pub fn secret(&self, secret: &SecretInfo) -> SecretUse {
+        let cfg = &self.rt.config;
+        let upstreams: BTreeSet<&String> = cfg
             .upstreams
             .iter()
             .filter(|(_, u)| {
@@ -326,61 +420,105 @@ impl<'rt> Space<'rt> {
             })
             .map(|(n, _)| n)
             .collect();
+        let databases: BTreeSet<&String> = cfg
+            .databases
+            .iter()
+            .filter(|(_, d)| {
+                d.secret.as_deref() == Some(secret.name.as_str())
+                    && d.environment == secret.environment
+            })
+            .map(|(n, _)| n)
+            .collect();
+        let unchecked =
+            |p: &Pair| self.entry(p, Reach::Unchecked, "sealed_secret_bypasses_policy", None);
         let mut entries: Vec<Entry> = self
             .pairs
             .iter()
-            .filter(|(up, _, _)| users.contains(up))
-            .map(|(up, t, s)| {
-                self.entry(
-                    up,
-                    t,
-                    s,
-                    Reach::Unchecked,
-                    "sealed_secret_bypasses_policy",
-                    None,
-                )
+            .filter(|p| match p.door {
+                "postgres" => databases.contains(&p.upstream),
+                _ => upstreams.contains(&p.upstream),
             })
+            .map(unchecked)
             .collect();
         // Whoever holds the secret talks to the upstream directly: resources nobody catalogued
         // are as reachable as the rest.
-        for up in &users {
+        for up in &upstreams {
             if self
                 .rt
                 .upstreams
                 .get(*up)
                 .is_some_and(|u| u.environment.is_none())
             {
-                let any = ActionTarget {
-                    action: "(anything the upstream accepts)".into(),
-                    class: OpClass::Privilege,
-                    resource_kind: String::new(),
-                    names_resource: true,
-                };
-                let slot = Slot {
-                    id: "(any resource, catalogued or not)".into(),
-                    kind: None,
-                    environment: None,
-                };
-                entries.push(self.entry(
-                    up,
-                    &any,
-                    &slot,
-                    Reach::Unchecked,
-                    "sealed_secret_bypasses_policy",
-                    None,
-                ));
+                entries.push(unchecked(&Pair {
+                    upstream: (*up).clone(),
+                    door: "http",
+                    target: anything("(anything the upstream accepts)"),
+                    slot: Slot {
+                        id: "(any resource, catalogued or not)".into(),
+                        kind: None,
+                        environment: None,
+                    },
+                    statement: None,
+                }));
             }
         }
-        (entries, users.into_iter().cloned().collect())
+        // The database user can run any statement its role permits, not only the samples.
+        for name in &databases {
+            entries.push(unchecked(&Pair {
+                upstream: (*name).clone(),
+                door: "postgres",
+                target: anything("(any statement the database user may run)"),
+                slot: Slot {
+                    id: (*name).clone(),
+                    kind: Some("database".into()),
+                    environment: Some(secret.environment.clone()),
+                },
+                statement: None,
+            }));
+        }
+        SecretUse {
+            entries,
+            upstreams: upstreams.into_iter().cloned().collect(),
+            databases: databases.into_iter().cloned().collect(),
+        }
     }
+}
+
+/// The catch-all for a sealed secret's holder: privilege, the highest class.
+fn anything(action: &str) -> ActionTarget {
+    ActionTarget {
+        action: action.into(),
+        class: OpClass::Privilege,
+        resource_kind: String::new(),
+        names_resource: true,
+    }
+}
+
+/// What a sealed secret opens.
+pub struct SecretUse {
+    /// Every pair behind it, unchecked.
+    pub entries: Vec<Entry>,
+    /// The upstreams that inject it.
+    pub upstreams: Vec<String>,
+    /// The databases that log in with it.
+    pub databases: Vec<String>,
 }
 
 /// Merges the entries of several tokens: per pair the farthest reach, with the tokens that
 /// reach it that far.
 pub fn merge(lists: Vec<Vec<Entry>>) -> Vec<Entry> {
-    let mut by: BTreeMap<(String, String, String), Entry> = BTreeMap::new();
+    type Key = (String, String, OpClass, String, String);
+    let mut by: BTreeMap<Key, Entry> = BTreeMap::new();
     for e in lists.into_iter().flatten() {
-        let key = (e.upstream.clone(), e.action.clone(), e.resource.clone());
+        // A database action can have two classes (`UPDATE` with and without a restricting
+        // `WHERE`) and two kinds (`GRANT` on a table and to a role): each is its own pair.
+        let key = (
+            e.upstream.clone(),
+            e.action.clone(),
+            e.class,
+            e.resource_kind.clone(),
+            e.resource.clone(),
+        );
         match by.get_mut(&key) {
             None => {
                 by.insert(key, e);
@@ -426,6 +564,7 @@ impl BlastRadius {
                 .then(env_label(a).cmp(&env_label(b)))
                 .then(a.resource.cmp(&b.resource))
                 .then(a.action.cmp(&b.action))
+                .then(a.resource_kind.cmp(&b.resource_kind))
         });
         let mut groups: BTreeMap<OpClass, BTreeMap<String, Tally>> = BTreeMap::new();
         let mut score = Score::default();
@@ -505,7 +644,7 @@ impl BlastRadius {
             format!("{who} {}", parts.join("; "))
         };
         if subject.kind == "sealed_secret" && score.reached > 0 {
-            notes.push("a sealed secret is everything the upstream allows: no Airlock policy stands between its holder and the upstream, which is why only the gateway opens it and it is never handed out".into());
+            notes.push("a sealed secret is everything the upstream or database user allows: no Airlock policy stands between its holder and the upstream, which is why only the gateway opens it and it is never handed out".into());
         }
         BlastRadius {
             subject,
@@ -657,15 +796,27 @@ impl<'a> Evaluator<'a> {
         BlastRadius::new(self.space.rt, subject, entries, notes)
     }
 
-    /// A sealed secret's blast radius: everything the upstreams injecting it allow.
+    /// A sealed secret's blast radius: everything the upstreams injecting it and the database
+    /// users logging in with it can do.
     pub fn secret(&self, s: &SecretInfo) -> BlastRadius {
-        let (entries, users) = self.space.secret(s);
+        let used = self.space.secret(s);
         let mut notes = Vec::new();
-        if users.is_empty() {
-            notes.push("no configured upstream injects this secret".into());
-        } else {
-            notes.push(format!("injected by upstream(s): {}", users.join(", ")));
+        if used.upstreams.is_empty() && used.databases.is_empty() {
+            notes.push("no configured upstream or database uses this secret".into());
         }
+        if !used.upstreams.is_empty() {
+            notes.push(format!(
+                "injected by upstream(s): {}",
+                used.upstreams.join(", ")
+            ));
+        }
+        if !used.databases.is_empty() {
+            notes.push(format!(
+                "the password of database(s): {}; its blast radius is everything that database user can do, and the statements listed are samples",
+                used.databases.join(", ")
+            ));
+        }
+        let entries = used.entries;
         let subject = Subject {
             kind: "sealed_secret",
             id: format!("{}@{}", s.name, s.environment),
@@ -682,5 +833,109 @@ impl<'a> Evaluator<'a> {
         let mut out: Vec<BlastRadius> = self.identities.iter().map(|i| self.identity(i)).collect();
         out.sort_by(|a, b| b.score.cmp(&a.score).then(a.subject.id.cmp(&b.subject.id)));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn classes_of(targets: &[(ActionTarget, Option<String>)], action: &str) -> BTreeSet<OpClass> {
+        targets
+            .iter()
+            .filter(|(t, _)| t.action == action)
+            .map(|(t, _)| t.class)
+            .collect()
+    }
+
+    #[test]
+    fn every_sample_statement_parses_so_none_counts_as_destructive_by_accident() {
+        for sql in REPRESENTATIVE_SQL {
+            let c = airlock_sql::classify(sql, &airlock_sql::SqlConfig::default());
+            for s in &c.statements {
+                assert_ne!(s.tag, airlock_sql::UNCLASSIFIABLE, "{sql}: {:?}", s.notes);
+            }
+        }
+    }
+
+    #[test]
+    fn database_samples_cover_every_class_as_the_classifier_decides_them() {
+        let t = database_targets(&airlock_sql::SqlConfig::default());
+        assert_eq!(t[0].0.action, "connect", "the login comes first");
+        assert_eq!(t[0].0.class, OpClass::Read);
+        let all: BTreeSet<OpClass> = t.iter().map(|(t, _)| t.class).collect();
+        assert_eq!(
+            all,
+            BTreeSet::from([
+                OpClass::Read,
+                OpClass::Write,
+                OpClass::Destructive,
+                OpClass::Privilege
+            ])
+        );
+        assert_eq!(classes_of(&t, "SELECT"), BTreeSet::from([OpClass::Read]));
+        assert_eq!(classes_of(&t, "INSERT"), BTreeSet::from([OpClass::Write]));
+        // Restricted and unrestricted forms are different pairs.
+        for both in ["UPDATE", "DELETE"] {
+            assert_eq!(
+                classes_of(&t, both),
+                BTreeSet::from([OpClass::Write, OpClass::Destructive]),
+                "{both}"
+            );
+        }
+        // PostgreSQL tags a TRUNCATE `TRUNCATE TABLE`: the classifier says so, not this list.
+        for d in ["DROP TABLE", "TRUNCATE TABLE", "DO"] {
+            assert_eq!(
+                classes_of(&t, d),
+                BTreeSet::from([OpClass::Destructive]),
+                "{d}"
+            );
+        }
+        for p in ["GRANT", "SET", "CREATE ROLE"] {
+            assert_eq!(
+                classes_of(&t, p),
+                BTreeSet::from([OpClass::Privilege]),
+                "{p}"
+            );
+        }
+        let drop = t.iter().find(|(t, _)| t.action == "DROP TABLE").unwrap();
+        assert_eq!(drop.1.as_deref(), Some("DROP TABLE t"));
+    }
+
+    #[test]
+    fn merging_keeps_a_restricted_and_an_unrestricted_update_apart() {
+        let e = |class, reach, token: &str| Entry {
+            upstream: "bookings".into(),
+            door: "postgres",
+            action: "UPDATE".into(),
+            class,
+            resource: "bookings".into(),
+            resource_kind: "table".into(),
+            environment: None,
+            protected: true,
+            reach,
+            code: String::new(),
+            tokens: vec![token.into()],
+            statement: None,
+        };
+        let merged = merge(vec![
+            vec![
+                e(OpClass::Write, Reach::Outright, "a"),
+                e(OpClass::Destructive, Reach::Denied, "a"),
+            ],
+            vec![e(OpClass::Destructive, Reach::AfterApproval, "b")],
+        ]);
+        assert_eq!(merged.len(), 2);
+        let d = merged
+            .iter()
+            .find(|e| e.class == OpClass::Destructive)
+            .unwrap();
+        assert_eq!(
+            (d.reach, d.tokens.clone()),
+            (Reach::AfterApproval, vec!["b".to_string()])
+        );
+        let w = merged.iter().find(|e| e.class == OpClass::Write).unwrap();
+        assert_eq!(w.reach, Reach::Outright);
     }
 }

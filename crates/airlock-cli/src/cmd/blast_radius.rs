@@ -187,8 +187,13 @@ fn text(b: &BlastRadius, show_denied: bool) {
                     Reach::AfterApproval => "after approval",
                     Reach::Denied => "denied",
                 };
+                let sample = e
+                    .statement
+                    .as_ref()
+                    .map(|s| format!(", e.g. `{s}`"))
+                    .unwrap_or_default();
                 println!(
-                    "  {how:<15} {} on {}/{} ({})",
+                    "  {how:<15} {} on {}/{} ({}{sample})",
                     e.action, e.upstream, e.resource, e.code
                 );
             }

@@ -328,15 +328,21 @@ fn check_params(
     Ok(passed)
 }
 
+/// The operation a login is decided as: `connect` on the database (public so that blast radius
+/// evaluates exactly what the door decides).
+pub fn connect_operation() -> Operation {
+    Operation {
+        action: "connect".into(),
+        class: OpClass::Read,
+        resource_kind: "database".into(),
+        resource_id: None,
+    }
+}
+
 /// The login decision: a `connect` operation on the database, decided and audited like any other.
 fn connect_classification() -> Classification {
     Classification {
-        operations: vec![Operation {
-            action: "connect".into(),
-            class: OpClass::Read,
-            resource_kind: "database".into(),
-            resource_id: None,
-        }],
+        operations: vec![connect_operation()],
         effective_method: "CONNECT".into(),
         normalized_path: String::new(),
         notes: Vec::new(),
