@@ -835,6 +835,18 @@ async fn a_skipped_parse_cannot_smuggle_a_prepared_delete_past_the_door() {
     let execute_missing = msg(b'E', b"no_such_portal\0\0\0\0\0");
     let sync = msg(b'S', b"");
 
+    // Negotiation as libpq may do it: GSSAPI encryption, then TLS (neither offered here), then start.
+    let mut gss = 8u32.to_be_bytes().to_vec();
+    gss.extend(80_877_104i32.to_be_bytes());
+    s.write_all(&gss).await.unwrap();
+    let mut answer = [0u8; 1];
+    s.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"N");
+    s.write_all(&airlock_pgwire::frontend::encode_ssl_request())
+        .await
+        .unwrap();
+    s.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"N");
     s.write_all(&encode_startup(&[
         ("user", "db-bot"),
         ("database", "bookings"),

@@ -190,40 +190,34 @@ async fn session(
             }
         }
     };
-    let first = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut stream))
-        .await
-        .map_err(|_| End::Refused("startup timed out".into()))??;
-    match first {
-        Startup::Cancel { pid, key } => {
-            cancel(&shared, pid, key).await;
-            Ok(())
-        }
-        Startup::SslRequest => match &db.client_tls {
-            Some(acceptor) => {
-                stream.write_all(b"S").await?;
-                let mut tls = acceptor.accept(stream).await?;
-                let next = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut tls))
-                    .await
-                    .map_err(|_| End::Refused("startup timed out".into()))??;
-                after_tls(shared, db, tls, peer, true, next, stop).await
+    // Negotiation: a client may ask for GSSAPI encryption, then TLS, then start; each at most once.
+    let (mut asked_gss, mut asked_ssl) = (false, false);
+    loop {
+        let packet = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut stream))
+            .await
+            .map_err(|_| End::Refused("startup timed out".into()))??;
+        match packet {
+            Startup::Cancel { pid, key } => {
+                cancel(&shared, pid, key).await;
+                return Ok(());
             }
-            None => {
+            Startup::GssEncRequest if !asked_gss && !asked_ssl => {
+                asked_gss = true;
                 stream.write_all(b"N").await?;
-                let next = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut stream))
-                    .await
-                    .map_err(|_| End::Refused("startup timed out".into()))??;
-                after_tls(shared, db, stream, peer, false, next, stop).await
             }
-        },
-        Startup::GssEncRequest => {
-            stream.write_all(b"N").await?;
-            let next = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut stream))
-                .await
-                .map_err(|_| End::Refused("startup timed out".into()))??;
-            after_tls(shared, db, stream, peer, false, next, stop).await
-        }
-        params @ Startup::Params(_) => {
-            after_tls(shared, db, stream, peer, false, params, stop).await
+            Startup::SslRequest if !asked_ssl => {
+                asked_ssl = true;
+                if let Some(acceptor) = &db.client_tls {
+                    stream.write_all(b"S").await?;
+                    let mut tls = acceptor.accept(stream).await?;
+                    let next = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut tls))
+                        .await
+                        .map_err(|_| End::Refused("startup timed out".into()))??;
+                    return after_tls(shared, db, tls, peer, true, next, stop).await;
+                }
+                stream.write_all(b"N").await?;
+            }
+            other => return after_tls(shared, db, stream, peer, false, other, stop).await,
         }
     }
 }
