@@ -634,38 +634,29 @@ async fn pgbench_runs_through_the_door_in_both_protocols() {
 async fn the_door_logs_in_with_the_sealed_password_by_scram_and_md5() {
     const PASSWORD: &str = "db-Password-7c1e9a";
     let cluster = Cluster::start("app_scram", "app_md5", PASSWORD);
-    let server = Server {
-        user: "postgres".into(),
-        host: "127.0.0.1".into(),
-        port: cluster.port,
-    };
-    for user in ["app_scram", "app_md5"] {
-        let h = Home::init(BIN);
-        let cfg = h.path().join("airlock.toml");
-        let mut text = std::fs::read_to_string(&cfg).unwrap();
-        text.push_str(&format!(
-            "\n[gateway]\nadmin_listen = \"127.0.0.1:0\"\n\n[databases.main]\nlisten = \"127.0.0.1:0\"\nurl = \"postgres://{user}@127.0.0.1:{}/postgres\"\nenvironment = \"staging\"\nsecret = \"main-db\"\n",
-            server.port
-        ));
-        std::fs::write(&cfg, text).unwrap();
-        h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
-        h.run(&[
-            "identity",
-            "add",
-            "db-bot",
-            "--kind",
-            "agent",
-            "--owner",
-            "alice",
-            "--purpose",
-            "reports",
-        ])
-        .ok();
+    // A home whose database `main` logs in as `user` with `password` sealed.
+    let home = |user: &str, password: &str| {
+        let as_user = Server {
+            user: user.into(),
+            host: "127.0.0.1".into(),
+            port: cluster.port,
+        };
+        let h = home_with(
+            "main",
+            &as_user,
+            "postgres",
+            "staging",
+            "secret = \"main-db\"",
+        );
         h.run_with_stdin(
             &["secret", "set", "main-db", "--env", "staging"],
-            Some(PASSWORD),
+            Some(password),
         )
         .ok();
+        h
+    };
+    for user in ["app_scram", "app_md5"] {
+        let h = home(user, PASSWORD);
         let t = token(&h, "staging", "read");
         let gw = Serving::start(&h);
         let agent = connect(gw.database("main"), "main", &t).await.unwrap();
@@ -687,32 +678,7 @@ async fn the_door_logs_in_with_the_sealed_password_by_scram_and_md5() {
     }
 
     // A wrong sealed password: the agent is told Airlock could not open the session, not why.
-    let h = Home::init(BIN);
-    let cfg = h.path().join("airlock.toml");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(&format!(
-        "\n[gateway]\nadmin_listen = \"127.0.0.1:0\"\n\n[databases.main]\nlisten = \"127.0.0.1:0\"\nurl = \"postgres://app_scram@127.0.0.1:{}/postgres\"\nenvironment = \"staging\"\nsecret = \"main-db\"\n",
-        server.port
-    ));
-    std::fs::write(&cfg, text).unwrap();
-    h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
-    h.run(&[
-        "identity",
-        "add",
-        "db-bot",
-        "--kind",
-        "agent",
-        "--owner",
-        "alice",
-        "--purpose",
-        "reports",
-    ])
-    .ok();
-    h.run_with_stdin(
-        &["secret", "set", "main-db", "--env", "staging"],
-        Some("wrong"),
-    )
-    .ok();
+    let h = home("app_scram", "wrong");
     let t = token(&h, "staging", "read");
     let gw = Serving::start(&h);
     let Err(err) = connect(gw.database("main"), "main", &t).await else {

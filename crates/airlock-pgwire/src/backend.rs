@@ -1,6 +1,6 @@
 //! Messages a server sends: the ones the proxy reads, and the ones it writes itself.
 
-use crate::{put_cstr, put_message, Reader, WireError};
+use crate::{message, put_cstr, Reader, WireError};
 
 /// What an `R` message asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,32 +143,24 @@ pub fn encode_error(r: &Report<'_>) -> Vec<u8> {
         }
     }
     body.push(0);
-    let mut out = Vec::new();
-    put_message(&mut out, b'E', &body);
-    out
+    message(b'E', &body)
 }
 
 /// Encodes ReadyForQuery with a transaction status byte.
 pub fn encode_ready(status: u8) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_message(&mut out, b'Z', &[status]);
-    out
+    message(b'Z', &[status])
 }
 
 /// Encodes an authentication request (`0` ok, `3` cleartext password).
 pub fn encode_auth(code: i32) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_message(&mut out, b'R', &code.to_be_bytes());
-    out
+    message(b'R', &code.to_be_bytes())
 }
 
 /// Encodes BackendKeyData.
 pub fn encode_key(pid: i32, key: i32) -> Vec<u8> {
     let mut body = pid.to_be_bytes().to_vec();
     body.extend(key.to_be_bytes());
-    let mut out = Vec::new();
-    put_message(&mut out, b'K', &body);
-    out
+    message(b'K', &body)
 }
 
 /// Encodes ParameterStatus.
@@ -176,9 +168,7 @@ pub fn encode_parameter(name: &str, value: &str) -> Vec<u8> {
     let mut body = Vec::new();
     put_cstr(&mut body, name);
     put_cstr(&mut body, value);
-    let mut out = Vec::new();
-    put_message(&mut out, b'S', &body);
-    out
+    message(b'S', &body)
 }
 
 /// The value of an error's field (`M` message, `C` code, …).
@@ -221,8 +211,7 @@ mod tests {
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(tag in any::<u8>(), body in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let mut msg = Vec::new();
-            put_message(&mut msg, tag, &body);
+            let msg = message(tag, &body);
             let _ = decode(&msg);
         }
     }

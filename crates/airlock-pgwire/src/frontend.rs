@@ -1,6 +1,6 @@
 //! Messages a client sends: the startup packets, and the typed messages the proxy inspects.
 
-use crate::{put_cstr, put_message, Reader, WireError};
+use crate::{message, put_cstr, Reader, WireError};
 
 /// The protocol version 3.0 code.
 pub const PROTOCOL_3: i32 = 196_608;
@@ -162,9 +162,7 @@ pub fn decode(msg: &[u8]) -> Result<Frontend<'_>, WireError> {
 pub fn encode_query(sql: &str) -> Vec<u8> {
     let mut body = Vec::with_capacity(sql.len() + 1);
     put_cstr(&mut body, sql);
-    let mut out = Vec::with_capacity(body.len() + 5);
-    put_message(&mut out, b'Q', &body);
-    out
+    message(b'Q', &body)
 }
 
 /// A Parse message for the unnamed statement with no declared parameter types.
@@ -173,16 +171,12 @@ pub fn encode_parse(name: &str, sql: &str) -> Vec<u8> {
     put_cstr(&mut body, name);
     put_cstr(&mut body, sql);
     body.extend(0i16.to_be_bytes());
-    let mut out = Vec::new();
-    put_message(&mut out, b'P', &body);
-    out
+    message(b'P', &body)
 }
 
 /// A password message (cleartext, md5, or a SASL response payload).
 pub fn encode_password(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_message(&mut out, b'p', payload);
-    out
+    message(b'p', payload)
 }
 
 /// A SASLInitialResponse message for `mechanism` with the client-first message.
@@ -191,9 +185,7 @@ pub fn encode_sasl_initial(mechanism: &str, data: &[u8]) -> Vec<u8> {
     put_cstr(&mut body, mechanism);
     body.extend((data.len() as i32).to_be_bytes());
     body.extend_from_slice(data);
-    let mut out = Vec::new();
-    put_message(&mut out, b'p', &body);
-    out
+    message(b'p', &body)
 }
 
 #[cfg(test)]
@@ -258,8 +250,7 @@ mod tests {
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(tag in any::<u8>(), body in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let mut msg = Vec::new();
-            put_message(&mut msg, tag, &body);
+            let msg = message(tag, &body);
             let _ = decode(&msg);
             let _ = decode_startup(&body);
         }

@@ -112,6 +112,13 @@ pub fn put_message(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
+/// A whole message: type byte, length, body.
+pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 5);
+    put_message(&mut out, tag, body);
+    out
+}
+
 /// Appends a NUL-terminated string; any NUL inside is dropped so it cannot end the field early.
 pub fn put_cstr(out: &mut Vec<u8>, s: &str) {
     out.extend(s.bytes().filter(|&b| b != 0));

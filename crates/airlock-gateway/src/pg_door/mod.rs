@@ -740,18 +740,15 @@ async fn relay<C: Conn>(
                                 track.lock().ready();
                                 out.extend_from_slice(&msg);
                             }
-                            Backend::Other(b'1') => {
-                                track
-                                    .lock()
-                                    .parse_complete()
-                                    .map_err(|e| End::Refused(e.to_string()))?;
-                                out.extend_from_slice(&msg);
-                            }
-                            Backend::Other(b'3') => {
-                                track
-                                    .lock()
-                                    .close_complete()
-                                    .map_err(|e| End::Refused(e.to_string()))?;
+                            Backend::Other(done @ (b'1' | b'3')) => {
+                                let mut t = track.lock();
+                                let confirmed = if done == b'1' {
+                                    t.parse_complete()
+                                } else {
+                                    t.close_complete()
+                                };
+                                confirmed.map_err(|e| End::Refused(e.to_string()))?;
+                                drop(t);
                                 out.extend_from_slice(&msg);
                             }
                             _ => out.extend_from_slice(&msg),
