@@ -47,7 +47,7 @@ logfile = $work/pgbouncer.log
 pidfile = $work/pgbouncer.pid
 INI
 echo '"postgres" ""' > "$work/users.txt"
-if [ "$(id -u)" = 0 ]; then chown -R postgres "$work"; runuser -u postgres -- pgbouncer "$work/pgbouncer.ini" & else pgbouncer "$work/pgbouncer.ini" & fi
+if [ "$(id -u)" = 0 ]; then chown -R postgres "$work"; runuser -u postgres -- pgbouncer -q "$work/pgbouncer.ini" & else pgbouncer -q "$work/pgbouncer.ini" & fi
 bouncer_pid=$!
 
 # Airlock: an unprotected environment and a token allowed everything pgbench does.
