@@ -145,34 +145,70 @@ const DECISION_CACHE_CAPACITY: usize = 65_536;
 /// input, not a hash of it: a hash collision an agent could search for offline must never turn
 /// a refused operation into a cached allow.
 fn cache_key(i: &Input<'_>) -> String {
-    use std::fmt::Write;
-    let mut k = String::with_capacity(160);
-    let mut f = |s: &str| {
-        let _ = write!(k, "{}:{s}|", s.len());
+    // Built by hand rather than with `write!`: this runs for every operation the gateway decides,
+    // and the formatting machinery cost more than the cached evaluation saves.
+    let mut k = String::with_capacity(192);
+    let f = |k: &mut String, s: &str| {
+        push_decimal(k, s.len());
+        k.push(':');
+        k.push_str(s);
+        k.push('|');
     };
     let p = &i.principal;
-    f(p.id);
-    f(p.kind.as_str());
-    f(p.owner.unwrap_or("\u{0}"));
-    f(p.token_id);
-    f(&p.allowed.to_string());
-    f(&p.environments.len().to_string());
-    for e in p.environments {
-        f(e.as_str());
+    f(&mut k, p.id);
+    f(&mut k, p.kind.as_str());
+    f(&mut k, p.owner.unwrap_or("\u{0}"));
+    f(&mut k, p.token_id);
+    for c in OpClass::ALL {
+        f(
+            &mut k,
+            if p.allowed.contains(c) {
+                c.as_str()
+            } else {
+                "-"
+            },
+        );
     }
-    f(i.action);
-    f(i.class.as_str());
-    f(if i.approval == Approval::Granted {
-        "granted"
-    } else {
-        "none"
-    });
+    // The count as a field of its own: no run of environments can pass for the fields after it.
+    push_decimal(&mut k, p.environments.len());
+    k.push('|');
+    for e in p.environments {
+        f(&mut k, e.as_str());
+    }
+    f(&mut k, i.action);
+    f(&mut k, i.class.as_str());
+    f(
+        &mut k,
+        if i.approval == Approval::Granted {
+            "granted"
+        } else {
+            "none"
+        },
+    );
     let r = &i.resource;
-    f(r.kind);
-    f(r.id);
-    f(r.environment.map(EnvName::as_str).unwrap_or("\u{0}"));
-    f(if r.protected { "p" } else { "u" });
+    f(&mut k, r.kind);
+    f(&mut k, r.id);
+    f(
+        &mut k,
+        r.environment.map(EnvName::as_str).unwrap_or("\u{0}"),
+    );
+    f(&mut k, if r.protected { "p" } else { "u" });
     k
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(k: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    k.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 const GROUPS: [&str; 5] = ["read", "write", "destructive", "privilege", "admin"];
