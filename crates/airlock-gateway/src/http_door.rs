@@ -6,7 +6,7 @@ use crate::Shared;
 use airlock_classify::HttpRequest;
 use airlock_core::Outcome;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -47,22 +47,23 @@ fn json_error(
 }
 
 /// Headers some frameworks (Symfony, IIS, some Java stacks) route on instead of the request line.
-const REWRITE_HEADERS: [&str; 4] = [
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-uri",
-    "x-forwarded-prefix",
+/// Header names rather than strings: removing by a string parses it first, on every request.
+const REWRITE_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-original-uri"),
+    HeaderName::from_static("x-forwarded-prefix"),
 ];
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -315,7 +316,7 @@ pub async fn handle(
         headers.remove(name.as_str());
     }
     for name in REWRITE_HEADERS.iter().chain(&HOP_BY_HOP) {
-        headers.remove(*name);
+        headers.remove(name);
     }
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::HOST);
@@ -335,7 +336,7 @@ pub async fn handle(
     match tokio::time::timeout(timeout, rt.client.request(out)).await {
         Ok(Ok(resp)) => {
             let (mut parts, body) = resp.into_parts();
-            for h in HOP_BY_HOP {
+            for h in &HOP_BY_HOP {
                 parts.headers.remove(h);
             }
             Ok(Response::from_parts(parts, body.boxed()))
