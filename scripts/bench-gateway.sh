@@ -18,7 +18,13 @@
 # Env: WORK (default /tmp/airlock-bench-gw), PORT (first of four ports, default 18081),
 #      WORKERS (2), ROUNDS (3), DURATION (8s), THREADS (2), CONNS (32), ACCESS_LOG (buffered),
 #      WRK_CPUS (taskset list for wrk, e.g. "1"; empty: not pinned), NO_BUILD=1 (use the binary
-#      already in target/release).
+#      already in target/release), AIRLOCK_BIN (another airlock binary, e.g. an older build, to
+#      compare; implies NO_BUILD=1).
+#
+# CALLGRIND=1 measures instead the instructions Airlock executes per request (valgrind's
+# callgrind, 15 s of `wrk -t1 -c4` after a warm-up): slow, but repeatable on a machine whose other
+# tenants make requests/s and even CPU time per request wander. Needs valgrind. Caveat: under
+# valgrind SHA-256 runs in software (no SHA-NI), so hashing weighs far more than it does natively.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,11 +45,12 @@ ADMIN_PORT=$((PORT + 3))
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "needs $tool on PATH" >&2; exit 2; }
 done
-if [ "${NO_BUILD:-0}" != 1 ]; then
+if [ -z "${AIRLOCK_BIN:-}" ] && [ "${NO_BUILD:-0}" != 1 ]; then
   echo "== building airlock (release)" >&2
   (cd "$ROOT" && cargo build -q --release -p airlock-cli)
 fi
-AIRLOCK="$ROOT/target/release/airlock"
+AIRLOCK=${AIRLOCK_BIN:-$ROOT/target/release/airlock}
+CALLGRIND=${CALLGRIND:-0}
 
 rm -rf "$WORK" && mkdir -p "$WORK/nginx" "$WORK/home"
 PIDS=()
@@ -124,10 +131,12 @@ EOF
 "$AIRLOCK" identity add bench-bot --kind agent --owner alice --purpose "gateway benchmark" >/dev/null
 echo -n "upstream-secret" | "$AIRLOCK" secret set api-key --env staging >/dev/null
 TOKEN=$("$AIRLOCK" token issue --identity bench-bot --env staging --allow read --ttl 2h)
-(cd "$H" && TOKIO_WORKER_THREADS=$WORKERS exec "$AIRLOCK" serve >"$WORK/serve.out" 2>"$WORK/serve.err") &
+VG=()
+[ "$CALLGRIND" = 1 ] && VG=(valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out")
+(cd "$H" && TOKIO_WORKER_THREADS=$WORKERS exec "${VG[@]}" "$AIRLOCK" serve >"$WORK/serve.out" 2>"$WORK/serve.err") &
 PIDS+=($!)
 AIRLOCK_PID=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   grep -q listening "$WORK/serve.out" 2>/dev/null && break
   sleep 0.1
 done
@@ -139,6 +148,37 @@ for url in "http://127.0.0.1:$UP_PORT/v1/projects" "http://127.0.0.1:$NGINX_PORT
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$url")
   [ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
 done
+
+if [ "$CALLGRIND" = 1 ]; then
+  url="http://127.0.0.1:$AIRLOCK_PORT/api/v1/projects"
+  wrk -t1 -c4 -d3s -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
+  callgrind_control -z "$AIRLOCK_PID" >/dev/null
+  out=$(wrk -t1 -c4 -d15s -H "Authorization: Bearer $TOKEN" "$url")
+  callgrind_control -d "$AIRLOCK_PID" >/dev/null
+  # The dump is written asynchronously: wait until its size stops changing.
+  prev=-1
+  while sleep 1; do
+    size=$(stat -c %s "$WORK/callgrind.out.1" 2>/dev/null || echo 0)
+    [ "$size" -gt 0 ] && [ "$size" = "$prev" ] && break
+    prev=$size
+  done
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  # Run from $WORK: callgrind_annotate groups costs by source path as it resolves them.
+  summary=$(cd "$WORK" && callgrind_annotate --inclusive=yes callgrind.out.1 2>/dev/null)
+  per() { # label pattern
+    awk -v n="$reqs" -v label="$1" -v pat="$2" 'index($0, pat) {gsub(",", "", $1); printf "  %-34s %8.0f\n", label, $1 / n; exit}' <<<"$summary"
+  }
+  echo "== instructions per request (callgrind, $reqs requests)"
+  per "whole process" "PROGRAM TOTALS"
+  per "tokio workers (HTTP in and out)" "multi_thread::worker::run ["
+  per "  token verification" "Authority>::verify ["
+  per "  classification" "RuleSet::classify ["
+  per "  policy decision (cached)" "Engine::decide ["
+  per "audit writer thread" "audit_writer.rs:std::sys::backtrace::__rust_begin_short_backtrace"
+  per "  hash chain" "airlock_audit::chain_hash ["
+  per "SHA-256 in all of the above" "sha256::compress256 ["
+  exit 0
+fi
 
 PIN=()
 [ -n "$WRK_CPUS" ] && PIN=(taskset -c "$WRK_CPUS")
