@@ -186,20 +186,22 @@ RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 # CPU time (user + system, in clock ticks) of processes and their threads: what a proxy costs per
 # request is steadier on a shared machine than its requests/s.
-ticks() {
-  local t=0 p
+ticks() { # prints "user system"
+  local u=0 k=0 p
   for p in "$@"; do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    read -r pu pk < <(awk '{print $14, $15}' "/proc/$p/stat")
+    u=$((u + pu))
+    k=$((k + pk))
   done
-  echo "$t"
+  echo "$u $k"
 }
 NGINX_WORKERS=$(pgrep -P "$(cat "$WORK/nginx/proxy.pid")" | tr '\n' ' ')
 UPSTREAM_WORKERS=$(pgrep -P "$(cat "$WORK/nginx/upstream.pid")" | tr '\n' ' ')
 HZ=$(getconf CLK_TCK)
 run() { # name url cpu-pids
-  local out before after
+  local out bu bk au ak
   # shellcheck disable=SC2086
-  before=$(ticks $3)
+  read -r bu bk < <(ticks $3)
   out=$("${PIN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
     -H "Authorization: Bearer $TOKEN" "$2")
   if grep -q "Non-2xx" <<<"$out"; then
@@ -208,15 +210,16 @@ run() { # name url cpu-pids
     exit 1
   fi
   # shellcheck disable=SC2086
-  after=$(ticks $3)
-  local rps p50 p99 reqs cpu
+  read -r au ak < <(ticks $3)
+  local rps p50 p99 reqs cpu user
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  cpu=$(awk -v t=$((au + ak - bu - bk)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  user=$(awk -v t=$((au - bu)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$1" "$rps" "$p50" "$p99" "$cpu" >>"$RESULTS"
-  printf '  %-8s %10s req/s  p50 %-8s p99 %-8s CPU %s µs/request\n' "$1" "$rps" "$p50" "$p99" "$cpu"
+  printf '  %-8s %10s req/s  p50 %-8s p99 %-8s CPU %s µs/request (user %s)\n' "$1" "$rps" "$p50" "$p99" "$cpu" "$user"
 }
 
 echo "== wrk -t$THREADS -c$CONNS -d$DURATION --latency; $WORKERS workers each; nginx access_log $ACCESS_LOG; load: $(cut -d' ' -f1-3 /proc/loadavg)"
