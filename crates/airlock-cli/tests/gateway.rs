@@ -1372,5 +1372,25 @@ async fn the_upstream_gets_the_sealed_secret_and_none_of_the_agents_token_hop_or
     }
     assert_eq!(header("x-request-id"), Some("r-42"));
     assert_eq!(header("accept"), Some("application/json"));
+
+    // The same read again is decided from the policy cache, and /metrics says so.
+    for _ in 0..2 {
+        let r = send(gw.proxy, "GET", "/api/v1/projects?limit=5", Some(&t), None)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let m = send(gw.admin, "GET", "/metrics", None, None).await.unwrap();
+    for line in [
+        "airlock_decision_cache_total{result=\"hit\"} 2",
+        "airlock_decision_cache_total{result=\"miss\"} 1",
+        "airlock_decision_cache_enabled 1",
+    ] {
+        assert!(
+            m.body.lines().any(|l| l == line),
+            "no `{line}` in\n{}",
+            m.body
+        );
+    }
     gw.stop();
 }

@@ -222,7 +222,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            shared.metrics.render(),
+            shared
+                .metrics
+                .render_with(shared.runtime.load().policy.cache_stats()),
         ),
         _ => text(
             StatusCode::NOT_FOUND,

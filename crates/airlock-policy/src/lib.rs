@@ -15,6 +15,7 @@ use cedar_policy::{
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The built-in pack, always loaded first.
 pub const BUILTIN: &str = include_str!("builtin.cedar");
@@ -225,6 +226,20 @@ pub struct Engine {
     /// policy reads the time, nothing is cached. A reload builds a new engine, so a new cache.
     cache: std::sync::Mutex<HashMap<String, Decision>>,
     cacheable: bool,
+    /// Cache hits and misses, so operators can see whether their workload repeats decisions.
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+}
+
+/// How the decision cache has fared since the engine was built (a reload starts over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Decisions answered from the cache.
+    pub hits: u64,
+    /// Decisions evaluated and then cached.
+    pub misses: u64,
+    /// Whether decisions are cached at all (not when a policy reads `context.now`).
+    pub enabled: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -362,6 +377,8 @@ impl Engine {
             authorizer: Authorizer::new(),
             cache: std::sync::Mutex::new(HashMap::new()),
             cacheable,
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
         })
     }
 
@@ -375,13 +392,24 @@ impl Engine {
         self.labels.len()
     }
 
+    /// The decision cache's hits and misses since this engine was built.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.cache_hits.load(Ordering::Relaxed),
+            misses: self.cache_misses.load(Ordering::Relaxed),
+            enabled: self.cacheable,
+        }
+    }
+
     /// Decides one operation. Never fails: an error inside evaluation is a deny.
     pub fn decide(&self, input: &Input<'_>) -> Decision {
         let key = self.cacheable.then(|| cache_key(input));
         if let Some(k) = &key {
             if let Some(d) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return d.clone();
             }
+            self.cache_misses.fetch_add(1, Ordering::Relaxed);
         }
         match self.evaluate(input) {
             Ok(d) => {
