@@ -116,19 +116,31 @@ impl Pattern {
     }
 
     /// Matches a normalised path; returns the captures (percent-decoded) on success.
+    #[cfg(test)]
     pub(crate) fn matches(&self, normalized: &str) -> Option<Vec<(String, String)>> {
-        let parts: Vec<&str> = normalized.split('/').filter(|s| !s.is_empty()).collect();
+        let parts = segments(normalized);
+        self.fits(&parts).then(|| self.capture(&parts))
+    }
+
+    /// Whether the path's segments (see [`segments`]) match, without decoding any capture: most
+    /// rules a request is tried against do not match, and the ones that do may not win.
+    pub(crate) fn fits(&self, parts: &[&str]) -> bool {
         if parts.len() < self.segs.len() || (self.tail.is_none() && parts.len() != self.segs.len())
         {
-            return None;
+            return false;
         }
+        self.segs.iter().zip(parts).all(|(seg, part)| match seg {
+            Seg::Lit(l) => l == part,
+            Seg::Any(_) => true,
+        })
+    }
+
+    /// The captures (percent-decoded) of segments this pattern [`fits`](Pattern::fits).
+    pub(crate) fn capture(&self, parts: &[&str]) -> Vec<(String, String)> {
         let mut caps = Vec::new();
-        for (seg, part) in self.segs.iter().zip(&parts) {
-            match seg {
-                Seg::Lit(l) if l == part => {}
-                Seg::Lit(_) => return None,
-                Seg::Any(Some(n)) => caps.push((n.clone(), path::decode_segment(part))),
-                Seg::Any(None) => {}
+        for (seg, part) in self.segs.iter().zip(parts) {
+            if let Seg::Any(Some(n)) = seg {
+                caps.push((n.clone(), path::decode_segment(part)));
             }
         }
         if let Some(Some(n)) = &self.tail {
@@ -139,8 +151,13 @@ impl Pattern {
                 .join("/");
             caps.push((n.clone(), rest));
         }
-        Some(caps)
+        caps
     }
+}
+
+/// A normalised path's non-empty segments, split once per request for every rule to try.
+pub(crate) fn segments(normalized: &str) -> Vec<&str> {
+    normalized.split('/').filter(|s| !s.is_empty()).collect()
 }
 
 /// A resource-id template such as `{id}` or `{project}/{id}`.
@@ -225,28 +242,34 @@ pub(crate) fn best_match<'r>(
     method: &str,
     normalized: &str,
 ) -> Option<RuleMatch<'r>> {
-    let mut best: Option<RuleMatch<'r>> = None;
+    let parts = segments(normalized);
+    let mut best: Option<&'r HttpRule> = None;
     for rule in rules {
         if let Some(ms) = &rule.methods {
             if !ms.iter().any(|m| m == method) {
                 continue;
             }
         }
-        let Some(caps) = rule.pattern.matches(normalized) else {
+        if !rule.pattern.fits(&parts) {
             continue;
-        };
-        if let Some(b) = &best {
-            let better = rule.class > b.rule.class
-                || (rule.class == b.rule.class
-                    && rule.pattern.specificity() > b.rule.pattern.specificity());
+        }
+        if let Some(b) = best {
+            let better = rule.class > b.class
+                || (rule.class == b.class && rule.pattern.specificity() > b.pattern.specificity());
             if !better {
                 continue;
             }
         }
-        let resource_id = rule.resource.as_ref().and_then(|t| t.render(&caps));
-        best = Some(RuleMatch { rule, resource_id });
+        best = Some(rule);
     }
-    best
+    // Captures are decoded for the winner only.
+    best.map(|rule| RuleMatch {
+        rule,
+        resource_id: rule
+            .resource
+            .as_ref()
+            .and_then(|t| t.render(&rule.pattern.capture(&parts))),
+    })
 }
 
 #[cfg(test)]

@@ -1310,3 +1310,87 @@ async fn an_approval_binds_the_body_even_when_http2_streams_it_without_a_length(
     assert_eq!(r.status, 200, "{}", r.body);
     let _ = gw.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_gets_the_sealed_secret_and_none_of_the_agents_token_hop_or_rewrite_headers() {
+    let upstream = airlock_testkit::receiver::Receiver::start().await.unwrap();
+    let h = incident_home(upstream.addr);
+    let cfg = h.path().join("airlock.toml");
+    let rules = airlock_testkit::repo_root().join("rules/generic-rest.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap()
+        + &format!(
+            "\n[upstreams.api]\nurl = \"http://{}\"\nprefix = \"/api\"\nenvironment = \"staging\"\nrules = \"{}\"\nsecret = \"cloud-admin\"\nsecret_env = \"production\"\n",
+            upstream.addr,
+            rules.display()
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let t = token(&h, "stage-bot", "staging", "read");
+    let gw = Gateway::start(&h);
+
+    let r = airlock_testkit::client::send_with(
+        gw.proxy,
+        "GET",
+        "/api/v1/projects?limit=5",
+        Some(&t),
+        None,
+        &[
+            ("connection", "keep-alive, x-hop-secret"),
+            ("x-hop-secret", "named in Connection"),
+            ("x-original-url", "/v1/admin/users"),
+            ("x-rewrite-url", "/v1/admin/users"),
+            ("proxy-authorization", "Basic c2VjcmV0"),
+            ("x-request-id", "r-42"),
+            ("accept", "application/json"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let got = upstream.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let seen = &got[0];
+    assert_eq!(seen.path, "/v1/projects?limit=5");
+    let header = |n: &str| seen.headers.get(n).and_then(|v| v.to_str().ok());
+    assert_eq!(
+        header("authorization"),
+        Some(format!("Bearer {ADMIN_SECRET}").as_str()),
+        "the sealed secret is injected in place of the agent's token"
+    );
+    assert!(
+        !format!("{:?}", seen.headers).contains(&t),
+        "the agent's token never reaches the upstream: {:?}",
+        seen.headers
+    );
+    for gone in [
+        "x-hop-secret",
+        "x-original-url",
+        "x-rewrite-url",
+        "proxy-authorization",
+    ] {
+        assert_eq!(header(gone), None, "`{gone}` must not be forwarded");
+    }
+    assert_eq!(header("x-request-id"), Some("r-42"));
+    assert_eq!(header("accept"), Some("application/json"));
+
+    // The same read again is decided from the policy cache, and /metrics says so.
+    for _ in 0..2 {
+        let r = send(gw.proxy, "GET", "/api/v1/projects?limit=5", Some(&t), None)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let m = send(gw.admin, "GET", "/metrics", None, None).await.unwrap();
+    for line in [
+        "airlock_decision_cache_total{result=\"hit\"} 2",
+        "airlock_decision_cache_total{result=\"miss\"} 1",
+        "airlock_decision_cache_enabled 1",
+    ] {
+        assert!(
+            m.body.lines().any(|l| l == line),
+            "no `{line}` in\n{}",
+            m.body
+        );
+    }
+    gw.stop();
+}

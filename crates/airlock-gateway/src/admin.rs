@@ -222,7 +222,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            shared.metrics.render() + &crate::pg_door::render_metrics(&shared),
+            shared
+                .metrics
+                .render_with(shared.runtime.load().policy.cache_stats())
+                + &crate::pg_door::render_metrics(&shared),
         ),
         _ => text(
             StatusCode::NOT_FOUND,

@@ -94,6 +94,10 @@ impl std::fmt::Debug for Decider {
 /// The distinct values of one field over a request's operations, sorted and comma-joined: how
 /// a multi-operation request is named in audit records and approval requests.
 fn join_distinct(ops: &[OpVerdict], f: &dyn Fn(&OpVerdict) -> String) -> String {
+    // Most requests are one operation: nothing to sort or deduplicate.
+    if let [one] = ops {
+        return f(one);
+    }
     ops.iter()
         .map(f)
         .collect::<std::collections::BTreeSet<_>>()
@@ -279,15 +283,16 @@ impl Decider {
                     .join(","),
             );
         }
-        let policies: Vec<String> = verdict
+        let policies: std::collections::BTreeSet<&str> = verdict
             .operations
             .iter()
-            .flat_map(|o| o.decision.policies.iter().cloned())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
+            .flat_map(|o| o.decision.policies.iter().map(String::as_str))
             .collect();
         if !policies.is_empty() {
-            details.insert("policies".into(), policies.join(","));
+            details.insert(
+                "policies".into(),
+                policies.into_iter().collect::<Vec<_>>().join(","),
+            );
         }
         details.insert("code".into(), verdict.code.clone());
         details.insert(

@@ -6,7 +6,7 @@ use crate::Shared;
 use airlock_classify::HttpRequest;
 use airlock_core::Outcome;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -47,22 +47,23 @@ fn json_error(
 }
 
 /// Headers some frameworks (Symfony, IIS, some Java stacks) route on instead of the request line.
-const REWRITE_HEADERS: [&str; 4] = [
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-uri",
-    "x-forwarded-prefix",
+/// Header names rather than strings: removing by a string parses it first, on every request.
+const REWRITE_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-original-uri"),
+    HeaderName::from_static("x-forwarded-prefix"),
 ];
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -251,34 +252,24 @@ pub async fn handle(
         }
         other => other,
     };
-    let fingerprint = {
-        use sha2::Digest;
-        let body_digest = hex::encode(sha2::Sha256::digest(buffered.as_deref().unwrap_or(b"")));
-        format!(
-            "{} {} sha256:{body_digest}",
-            classification.effective_method, classification.normalized_path
-        )
-    };
-    let summary = format!(
-        "{} {} ({})",
-        classification.effective_method,
-        redact_tokens(&classification.normalized_path),
-        classification
-            .operations
-            .iter()
-            .map(|o| o.action.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+    let shown_path = redact_tokens(&classification.normalized_path);
+    let fingerprint = approval_fingerprint(
+        &classification.effective_method,
+        &classification.normalized_path,
+        buffered.as_deref().unwrap_or(b""),
     );
-    let mut details = BTreeMap::new();
-    details.insert(
-        "method".to_string(),
-        classification.effective_method.clone(),
+    let summary = approval_summary(
+        &classification.effective_method,
+        &shown_path,
+        &classification.operations,
     );
-    details.insert(
-        "path".to_string(),
-        redact_tokens(&classification.normalized_path),
-    );
+    let details = BTreeMap::from([
+        (
+            "method".to_string(),
+            classification.effective_method.clone(),
+        ),
+        ("path".to_string(), shown_path),
+    ]);
     let verdict = shared
         .decider
         .decide(
@@ -306,58 +297,46 @@ pub async fn handle(
         "{}://{}{}{}",
         upstream.scheme, upstream.authority, upstream.base_path, classification.normalized_path
     );
-    let mut out = Request::builder().method(parts.method.clone()).uri(uri);
-    if let Some(h) = out.headers_mut() {
-        // Headers the client names in `Connection` are hop-by-hop too (RFC 9110 7.6.1), and
-        // URL-rewrite headers would let an upstream framework route to a path that was never
-        // classified.
-        let named: Vec<String> = parts
-            .headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|s| s.trim().to_ascii_lowercase())
-            .collect();
-        for (name, value) in parts.headers.iter() {
-            if named.iter().any(|n| n == name.as_str()) || REWRITE_HEADERS.contains(&name.as_str())
-            {
-                continue;
-            }
-            if HOP_BY_HOP.contains(&name.as_str())
-                || name == header::AUTHORIZATION
-                || name == header::HOST
-            {
-                continue;
-            }
-            h.append(name.clone(), value.clone());
-        }
-        if let Some((name, value)) = &upstream.secret {
-            h.insert(name.clone(), value.clone());
-        }
+    let Ok(uri) = http::Uri::try_from(uri) else {
+        return Ok(bad_forward());
+    };
+    // The client's header map is reused (no copy of every header per request) after removing what
+    // must not reach the upstream.
+    let mut headers = parts.headers;
+    // Headers the client names in `Connection` are hop-by-hop too (RFC 9110 7.6.1), and URL-rewrite
+    // headers would let an upstream framework route to a path that was never classified.
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    for name in named {
+        headers.remove(name.as_str());
+    }
+    for name in REWRITE_HEADERS.iter().chain(&HOP_BY_HOP) {
+        headers.remove(name);
+    }
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(header::HOST);
+    if let Some((name, value)) = &upstream.secret {
+        headers.insert(name.clone(), value.clone());
     }
     let body: Body = match (buffered, stream) {
         (Some(b), _) => full(b),
         (None, Some(s)) => s.boxed(),
         (None, None) => full(Bytes::new()),
     };
-    let out = match out.body(body) {
-        Ok(r) => r,
-        Err(_) => {
-            return Ok(json_error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the request could not be forwarded as given",
-                "check the path and headers",
-                serde_json::Value::Null,
-            ))
-        }
-    };
+    let mut out = Request::new(body);
+    *out.method_mut() = parts.method;
+    *out.uri_mut() = uri;
+    *out.headers_mut() = headers;
     let timeout = shared.upstream_timeout;
     match tokio::time::timeout(timeout, rt.client.request(out)).await {
         Ok(Ok(resp)) => {
             let (mut parts, body) = resp.into_parts();
-            for h in HOP_BY_HOP {
+            for h in &HOP_BY_HOP {
                 parts.headers.remove(h);
             }
             Ok(Response::from_parts(parts, body.boxed()))
@@ -388,6 +367,54 @@ pub async fn handle(
             ))
         }
     }
+}
+
+fn bad_forward() -> Response<Body> {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "the request could not be forwarded as given",
+        "check the path and headers",
+        serde_json::Value::Null,
+    )
+}
+
+/// The SHA-256 of an empty body, which is what nearly every request that needs no body has: no
+/// hashing for it.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// What an approval is bound to: method, normalised path and the body's SHA-256. Another body,
+/// another approval.
+fn approval_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let mut f = String::with_capacity(method.len() + path.len() + 73);
+    f.push_str(method);
+    f.push(' ');
+    f.push_str(path);
+    f.push_str(" sha256:");
+    if body.is_empty() {
+        f.push_str(EMPTY_SHA256);
+    } else {
+        use sha2::Digest;
+        f.push_str(&hex::encode(sha2::Sha256::digest(body)));
+    }
+    f
+}
+
+/// The operation as a human reads it in an approval queue: `POST /graphql (volumeDelete)`.
+fn approval_summary(method: &str, shown_path: &str, ops: &[airlock_classify::Operation]) -> String {
+    let mut s = String::with_capacity(method.len() + shown_path.len() + 32);
+    s.push_str(method);
+    s.push(' ');
+    s.push_str(shown_path);
+    s.push_str(" (");
+    for (i, o) in ops.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&o.action);
+    }
+    s.push(')');
+    s
 }
 
 fn too_large(max: usize) -> Response<Body> {

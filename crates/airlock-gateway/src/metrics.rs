@@ -53,6 +53,37 @@ impl Metrics {
         }
     }
 
+    /// The text exposition, with the current policy engine's decision cache counters.
+    pub fn render_with(&self, cache: airlock_policy::CacheStats) -> String {
+        let mut s = self.render();
+        let _ = writeln!(
+            s,
+            "# HELP airlock_decision_cache_total Policy decisions answered from the cache (hit) or evaluated (miss), since the last reload."
+        );
+        let _ = writeln!(s, "# TYPE airlock_decision_cache_total counter");
+        let _ = writeln!(
+            s,
+            "airlock_decision_cache_total{{result=\"hit\"}} {}",
+            cache.hits
+        );
+        let _ = writeln!(
+            s,
+            "airlock_decision_cache_total{{result=\"miss\"}} {}",
+            cache.misses
+        );
+        let _ = writeln!(
+            s,
+            "# HELP airlock_decision_cache_enabled 0 when a policy reads context.now, so nothing is cached."
+        );
+        let _ = writeln!(s, "# TYPE airlock_decision_cache_enabled gauge");
+        let _ = writeln!(
+            s,
+            "airlock_decision_cache_enabled {}",
+            u8::from(cache.enabled)
+        );
+        s
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);

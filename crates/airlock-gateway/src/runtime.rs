@@ -481,12 +481,17 @@ impl Runtime {
         })?
         .with_root_certificates(roots.clone())
         .with_no_client_auth();
+        // Requests and responses are small and latency-bound: no Nagle delay on upstream sockets,
+        // as on the agents' side.
+        let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .build();
+            .wrap_connector(tcp);
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(std::time::Duration::from_secs(90))

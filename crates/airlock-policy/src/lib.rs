@@ -15,6 +15,7 @@ use cedar_policy::{
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The built-in pack, always loaded first.
 pub const BUILTIN: &str = include_str!("builtin.cedar");
@@ -145,34 +146,70 @@ const DECISION_CACHE_CAPACITY: usize = 65_536;
 /// input, not a hash of it: a hash collision an agent could search for offline must never turn
 /// a refused operation into a cached allow.
 fn cache_key(i: &Input<'_>) -> String {
-    use std::fmt::Write;
-    let mut k = String::with_capacity(160);
-    let mut f = |s: &str| {
-        let _ = write!(k, "{}:{s}|", s.len());
+    // Built by hand rather than with `write!`: this runs for every operation the gateway decides,
+    // and the formatting machinery cost more than the cached evaluation saves.
+    let mut k = String::with_capacity(192);
+    let f = |k: &mut String, s: &str| {
+        push_decimal(k, s.len());
+        k.push(':');
+        k.push_str(s);
+        k.push('|');
     };
     let p = &i.principal;
-    f(p.id);
-    f(p.kind.as_str());
-    f(p.owner.unwrap_or("\u{0}"));
-    f(p.token_id);
-    f(&p.allowed.to_string());
-    f(&p.environments.len().to_string());
-    for e in p.environments {
-        f(e.as_str());
+    f(&mut k, p.id);
+    f(&mut k, p.kind.as_str());
+    f(&mut k, p.owner.unwrap_or("\u{0}"));
+    f(&mut k, p.token_id);
+    for c in OpClass::ALL {
+        f(
+            &mut k,
+            if p.allowed.contains(c) {
+                c.as_str()
+            } else {
+                "-"
+            },
+        );
     }
-    f(i.action);
-    f(i.class.as_str());
-    f(if i.approval == Approval::Granted {
-        "granted"
-    } else {
-        "none"
-    });
+    // The count as a field of its own: no run of environments can pass for the fields after it.
+    push_decimal(&mut k, p.environments.len());
+    k.push('|');
+    for e in p.environments {
+        f(&mut k, e.as_str());
+    }
+    f(&mut k, i.action);
+    f(&mut k, i.class.as_str());
+    f(
+        &mut k,
+        if i.approval == Approval::Granted {
+            "granted"
+        } else {
+            "none"
+        },
+    );
     let r = &i.resource;
-    f(r.kind);
-    f(r.id);
-    f(r.environment.map(EnvName::as_str).unwrap_or("\u{0}"));
-    f(if r.protected { "p" } else { "u" });
+    f(&mut k, r.kind);
+    f(&mut k, r.id);
+    f(
+        &mut k,
+        r.environment.map(EnvName::as_str).unwrap_or("\u{0}"),
+    );
+    f(&mut k, if r.protected { "p" } else { "u" });
     k
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(k: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    k.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 const GROUPS: [&str; 5] = ["read", "write", "destructive", "privilege", "admin"];
@@ -189,6 +226,20 @@ pub struct Engine {
     /// policy reads the time, nothing is cached. A reload builds a new engine, so a new cache.
     cache: std::sync::Mutex<HashMap<String, Decision>>,
     cacheable: bool,
+    /// Cache hits and misses, so operators can see whether their workload repeats decisions.
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+}
+
+/// How the decision cache has fared since the engine was built (a reload starts over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Decisions answered from the cache.
+    pub hits: u64,
+    /// Decisions evaluated and then cached.
+    pub misses: u64,
+    /// Whether decisions are cached at all (not when a policy reads `context.now`).
+    pub enabled: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -326,6 +377,8 @@ impl Engine {
             authorizer: Authorizer::new(),
             cache: std::sync::Mutex::new(HashMap::new()),
             cacheable,
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
         })
     }
 
@@ -339,13 +392,24 @@ impl Engine {
         self.labels.len()
     }
 
+    /// The decision cache's hits and misses since this engine was built.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.cache_hits.load(Ordering::Relaxed),
+            misses: self.cache_misses.load(Ordering::Relaxed),
+            enabled: self.cacheable,
+        }
+    }
+
     /// Decides one operation. Never fails: an error inside evaluation is a deny.
     pub fn decide(&self, input: &Input<'_>) -> Decision {
         let key = self.cacheable.then(|| cache_key(input));
         if let Some(k) = &key {
             if let Some(d) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return d.clone();
             }
+            self.cache_misses.fetch_add(1, Ordering::Relaxed);
         }
         match self.evaluate(input) {
             Ok(d) => {
