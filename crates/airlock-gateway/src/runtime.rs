@@ -634,6 +634,9 @@ fn load_database(
         })?;
     let sql = airlock_sql::SqlConfig {
         safe_functions: db.safe_functions.clone(),
+        // The door binds approvals to the exact text's SHA-256 and audits command tags; it
+        // never uses pg_query's fingerprint, so a cold classification skips it.
+        fingerprints: false,
         ..airlock_sql::SqlConfig::default()
     };
     Ok(DatabaseRt {

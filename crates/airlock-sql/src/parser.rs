@@ -33,7 +33,7 @@ pub(crate) struct Parsed {
 }
 
 type Reply = Result<Vec<Parsed>, String>;
-type Job = (String, mpsc::SyncSender<Reply>);
+type Job = (String, bool, mpsc::SyncSender<Reply>);
 
 /// The job queue of the pool, started on first use; `None` when no thread could be started.
 static POOL: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
@@ -63,28 +63,29 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>) {
     loop {
         // The lock is held only while waiting for the next job; idle workers queue on it.
         let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok((sql, reply)) = job else {
+        let Ok((sql, fingerprints, reply)) = job else {
             return;
         };
-        let result = std::panic::catch_unwind(|| parse_here(&sql))
+        let result = std::panic::catch_unwind(|| parse_here(&sql, fingerprints))
             .unwrap_or_else(|_| Err("the parser failed".to_string()));
         // The caller may have gone; nothing to do then.
         let _ = reply.send(result);
     }
 }
 
-/// Parses `sql` on a parser thread: every statement's tree and fingerprint, or why it cannot be.
-pub(crate) fn parse(sql: &str) -> Reply {
+/// Parses `sql` on a parser thread: every statement's tree and (when asked) fingerprint, or why
+/// it cannot be.
+pub(crate) fn parse(sql: &str, fingerprints: bool) -> Reply {
     let Some(tx) = pool() else {
         return Err("cannot start the parser threads".to_string());
     };
     let (reply, answer) = mpsc::sync_channel(1);
-    tx.send((sql.to_string(), reply))
+    tx.send((sql.to_string(), fingerprints, reply))
         .map_err(|_| "the parser threads are gone".to_string())?;
     answer.recv().map_err(|_| "the parser failed".to_string())?
 }
 
-fn parse_here(sql: &str) -> Reply {
+fn parse_here(sql: &str, fingerprints: bool) -> Reply {
     if sql.len() > SHORT {
         match nesting_bound(sql) {
             Ok(n) if n <= MAX_NESTING => {}
@@ -106,6 +107,7 @@ fn parse_here(sql: &str) -> Reply {
         .into_iter()
         .map(|raw| {
             let fingerprint = statement_text(sql, raw.stmt_location, raw.stmt_len)
+                .filter(|_| fingerprints)
                 .and_then(|t| pg_query::fingerprint(t).ok())
                 .map(|f| f.hex)
                 .unwrap_or_default();

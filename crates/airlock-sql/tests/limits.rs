@@ -174,3 +174,26 @@ fn resource_names_are_the_identifiers_postgresql_resolves() {
         ]
     );
 }
+
+#[test]
+fn turning_fingerprints_off_changes_nothing_but_the_fingerprint() {
+    let off = SqlConfig {
+        fingerprints: false,
+        ..SqlConfig::default()
+    };
+    for sql in [
+        "SELECT * FROM bookings WHERE id = 1",
+        "WITH gone AS (DELETE FROM bookings RETURNING *) SELECT * FROM gone",
+        "SELECT 1; DROP TABLE bookings",
+        "not sql at all",
+    ] {
+        let with = classify(sql, &SqlConfig::default());
+        let without = classify(sql, &off);
+        assert_eq!(with.statements.len(), without.statements.len(), "{sql}");
+        for (a, b) in with.statements.iter().zip(&without.statements) {
+            assert_eq!(a.class, b.class, "{sql}");
+            assert_eq!(a.operations, b.operations, "{sql}");
+            assert!(b.fingerprint.is_empty(), "{sql}");
+        }
+    }
+}
