@@ -644,6 +644,12 @@ async fn relay<C: Conn>(
         id: session_id,
         track: Arc::clone(&track),
         refusals: 0,
+        nonce: {
+            // Markers a client cannot predict, so it cannot make its own errors pass for refusals.
+            let mut b = [0u8; 8];
+            getrandom::getrandom(&mut b).map_err(|e| End::Refused(e.to_string()))?;
+            hex::encode(b)
+        },
     };
     let to_server = async {
         let mut buf = bytes::BytesMut::with_capacity(16 * 1024);
@@ -792,6 +798,7 @@ struct Session {
     id: u64,
     track: Arc<Mutex<Tracker>>,
     refusals: u64,
+    nonce: String,
 }
 
 /// Everything a decision needs about some SQL.
@@ -1009,7 +1016,7 @@ impl Session {
     /// error to take the place of the server's.
     fn refuse(&mut self, v: &Verdict, what: &str, simple: bool, out: &mut Vec<u8>) {
         self.refusals += 1;
-        let marker = format!("airlock-refusal-{}-{}", self.id, self.refusals);
+        let marker = format!("airlock-refusal-{}-{}", self.nonce, self.refusals);
         let mut message = format!("Airlock refused {what}: {} ({})", v.reason, v.code);
         if let Some((id, expires)) = &v.approval {
             message.push_str(&format!(
