@@ -519,16 +519,17 @@ impl Scanner {
             // match by hand avoids running the capture engine on every one of them.
             let mut at = from;
             while at < stop {
-                let Some(m) = rule.regex.find_at(hay, at) else {
+                let Some((ms, me)) = self.find_generic(rule, hay, at) else {
                     break;
                 };
-                at = m.end().max(m.start() + 1);
-                let Some((key, value)) = split_assignment(m.as_bytes()) else {
+                let m = &hay[ms..me];
+                at = me.max(ms + 1);
+                let Some((key, value)) = split_assignment(m) else {
                     continue;
                 };
-                let (vs, ve) = (m.start() + value.0, m.start() + value.1);
+                let (vs, ve) = (ms + value.0, ms + value.1);
                 let secret = &hay[vs..ve];
-                let key = &m.as_bytes()[key.0..key.1];
+                let key = &m[key.0..key.1];
                 let valid = self.accept(rule, secret, Some(key));
                 out.push(Candidate::new(ri, map(vs), map(ve), secret, valid));
                 if at > hay.len() {
@@ -561,6 +562,22 @@ impl Scanner {
             let valid = self.accept(rule, secret, key);
             out.push(Candidate::new(ri, map(span.0), map(span.1), secret, valid));
         }
+    }
+
+    /// The leftmost match of the generic rule in `hay` at or after `at`. Windows start where
+    /// a key starts, so the match usually starts exactly at `at`: an anchored search that
+    /// reports only the end finds it without the reverse scan an unanchored search needs for
+    /// the start, and when a match starts at `at` it is the leftmost one, the same match.
+    fn find_generic(&self, rule: &Rule, hay: &[u8], at: usize) -> Option<(usize, usize)> {
+        if let (Some(anchored), Needs::KeywordInMatch) = (&rule.anchored, rule.needs) {
+            let input = regex_automata::Input::new(hay)
+                .range(at..)
+                .anchored(regex_automata::Anchored::Yes);
+            if let Some(h) = anchored.search_half(&input) {
+                return Some((at, h.offset()));
+            }
+        }
+        rule.regex.find_at(hay, at).map(|m| (m.start(), m.end()))
     }
 
     /// The checks and look-alike filters a matched secret must pass.

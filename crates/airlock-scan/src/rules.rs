@@ -545,6 +545,10 @@ pub struct Rule {
     pub(crate) allow_paths: Option<GlobSet>,
     /// Index of the `key` capture group, for the generic rule's context checks.
     pub(crate) key_group: Option<usize>,
+    /// The same regex for anchored searches that report only the end (no reverse scan for
+    /// the start), for the generic rule whose windows start where its key does; `None` for
+    /// the others, or if it does not build (the unanchored search is then used alone).
+    pub(crate) anchored: Option<regex_automata::meta::Regex>,
     pub(crate) builtin: bool,
 }
 
@@ -612,6 +616,19 @@ impl Rule {
                 source,
             })?;
         let key_group = regex.capture_names().position(|n| n == Some("key"));
+        let anchored = (b.check == Check::Generic)
+            .then(|| {
+                regex_automata::meta::Regex::builder()
+                    .syntax(
+                        regex_automata::util::syntax::Config::new()
+                            .unicode(false)
+                            .utf8(false),
+                    )
+                    .configure(regex_automata::meta::Regex::config().nfa_size_limit(Some(32 << 20)))
+                    .build(b.regex)
+                    .ok()
+            })
+            .flatten();
         Ok(Rule {
             id: b.id.to_string(),
             description: b.description.to_string(),
@@ -626,6 +643,7 @@ impl Rule {
             allow_regexes: Vec::new(),
             allow_paths: None,
             key_group,
+            anchored,
             builtin: true,
         })
     }
@@ -669,6 +687,7 @@ impl Rule {
             allow_regexes,
             allow_paths: build_globs(&u.id, &u.allowlist_paths)?,
             key_group: None,
+            anchored: None,
             builtin: false,
         })
     }
