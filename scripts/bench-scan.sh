@@ -10,7 +10,11 @@
 #
 # Env: WORK (default /tmp/airlock-bench), SIZE_MB (1100), SLOW_MB (110),
 #      REAL (a real source tree, default ~/.cargo/registry/src), RUNS (warm runs, best of; 3),
-#      SLOW_TIMEOUT (300), ONLY_FAST=1 (only airlock and kingfisher on the big corpora).
+#      SLOW_TIMEOUT (300), ONLY_FAST=1 (only airlock and kingfisher on the big corpora),
+#      PAIRED=N (only airlock and kingfisher, warm, alternating N times on each corpus, then
+#      the median of each: on a machine shared with other work, alternation exposes both
+#      tools to the same load).
+#      AIRLOCK_BIN (default: this checkout's release build) to measure another build.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,15 +24,15 @@ SLOW_MB=${SLOW_MB:-110}
 REAL=${REAL:-$HOME/.cargo/registry/src}
 RUNS=${RUNS:-3}
 SLOW_TIMEOUT=${SLOW_TIMEOUT:-300}
-mkdir -p "$WORK/out"
+mkdir -p "$WORK/out" "$WORK/peers"
 RESULTS="$WORK/results.tsv"
 
 echo "== building airlock (release)" >&2
 (cd "$ROOT" && cargo build -q --release -p airlock-cli && cargo build -q --release -p airlock-scan --examples)
-AIRLOCK="$ROOT/target/release/airlock"
+AIRLOCK=${AIRLOCK_BIN:-$ROOT/target/release/airlock}
 EX="$ROOT/target/release/examples"
 
-if [ ! -x "$WORK/peers/node_modules/.bin/secretlint" ]; then
+if [ "${PAIRED:-0}" = 0 ] && [ ! -x "$WORK/peers/node_modules/.bin/secretlint" ]; then
   echo "== installing secretlint" >&2
   npm install --silent --prefix "$WORK/peers" secretlint @secretlint/secretlint-rule-preset-recommend >/dev/null
 fi
@@ -75,6 +79,30 @@ measure() {
   done
   echo "$row"
 }
+
+# paired TOOL... : PAIRED rounds, each running every tool once on each corpus, warm; then one
+# row per tool and corpus with the median wall time and the median CPU time.
+if [ "${PAIRED:-0}" -gt 0 ]; then
+  echo -e "tool\tcorpus\truns\tMB\tmedian_wall_s\tMB/s\tmedian_cpu_s\tMB/cpu-s" | tee "$RESULTS"
+  for corpus in generated:"$WORK/gen" real:"$REAL"; do
+    name=${corpus%%:*} dir=${corpus#*:}
+    mb=$(size_mb "$dir"); warm "$dir"
+    : > "$WORK/paired.txt"
+    for _ in $(seq "$PAIRED"); do
+      for tool in airlock kingfisher; do
+        /usr/bin/time -f "%e %U %S" -o "$WORK/time.txt" bash -c "$(declare -f run); AIRLOCK=$AIRLOCK run $tool '$dir' '$WORK/out/$tool-$name.txt'" 2>/dev/null || true
+        echo "$tool $(tail -1 "$WORK/time.txt")" >> "$WORK/paired.txt"
+      done
+    done
+    for tool in airlock kingfisher; do
+      awk -v t="$tool" -v c="$name" -v mb="$mb" '$1 == t { w[n] = $2; u[n] = $3 + $4; n++ }
+        function med(a, n,   i, j, x) { for (i = 1; i < n; i++) { x = a[i]; for (j = i - 1; j >= 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+          return n % 2 ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2 }
+        END { mw = med(w, n); mc = med(u, n); printf "%s\t%s\t%d\t%s\t%.2f\t%.0f\t%.2f\t%.0f\n", t, c, n, mb, mw, mb / mw, mc, mb / mc }' "$WORK/paired.txt" | tee -a "$RESULTS"
+    done
+  done
+  exit 0
+fi
 
 echo -e "tool\tcorpus\tcache\tMB\twall_s\tMB/s\tMB/cpu-s\tpeak_MiB" | tee "$RESULTS"
 # Fast tier: the full generated corpus and the real tree, warm (best of $RUNS) and cold.

@@ -9,18 +9,25 @@ pub fn shannon_entropy(s: &[u8]) -> f64 {
         return 0.0;
     }
     let mut counts = [0u32; 256];
+    // Which bytes occur, so that the sum visits only those (the values are short, and walking
+    // all 256 counts dominated the generic rule's cost), still in ascending byte order, so
+    // that the floating-point sum is the same as over the whole table.
+    let mut seen = [0u64; 4];
     for &b in s {
         counts[b as usize] += 1;
+        seen[(b >> 6) as usize] |= 1 << (b & 63);
     }
     let len = s.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / len;
-            -p * p.log2()
-        })
-        .sum()
+    let mut sum = 0.0;
+    for (w, mut bits) in seen.into_iter().enumerate() {
+        while bits != 0 {
+            let b = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let p = f64::from(counts[b]) / len;
+            sum += -p * p.log2();
+        }
+    }
+    sum
 }
 
 /// Words that people write where a real value should go, in docs, templates and examples.
@@ -228,11 +235,17 @@ fn is_code_reference(s: &[u8]) -> bool {
 /// Words joined by spaces, dashes or underscores (`correct horse battery staple`,
 /// `test-api-key-for-unit-tests-only`): prose or a slug, not a generated value.
 fn is_wordy(s: &[u8]) -> bool {
-    let parts: Vec<&[u8]> = s
+    let mut parts = 0;
+    for p in s
         .split(|&c| matches!(c, b' ' | b'-' | b'_' | b'.'))
         .filter(|p| !p.is_empty())
-        .collect();
-    parts.len() >= 2 && parts.iter().all(|p| p.iter().all(u8::is_ascii_alphabetic))
+    {
+        if !p.iter().all(u8::is_ascii_alphabetic) {
+            return false;
+        }
+        parts += 1;
+    }
+    parts >= 2
 }
 
 /// The random-looking test applied to values of generic `password=` style assignments.
@@ -293,8 +306,24 @@ pub fn key_is_hash_context(key: &[u8]) -> bool {
         "regex",
         "pattern",
     ];
-    let lower = String::from_utf8_lossy(&key.to_ascii_lowercase()).into_owned();
-    WORDS.iter().any(|w| lower.contains(w))
+    // Built once: the generic rule asks this for most of its candidates, and a search per word
+    // over a lowercased copy was a tenth of the scan on keyword-dense text.
+    static WORDS_AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::OnceLock::new();
+    match WORDS_AC.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(WORDS)
+            .ok()
+    }) {
+        Some(ac) => ac.is_match(key),
+        None => {
+            let lower = key.to_ascii_lowercase();
+            WORDS
+                .iter()
+                .any(|w| lower.windows(w.len()).any(|x| x == w.as_bytes()))
+        }
+    }
 }
 
 /// Decodes base62 (`0-9A-Za-z`) as a number, as GitHub and npm write their checksums.

@@ -20,6 +20,42 @@ pub enum Check {
     Generic,
 }
 
+/// A cheap test, on the lowercased window, that a rule's regex can match there at all. It must
+/// hold for every text the regex matches (a necessary condition), so that skipping the regex
+/// when it fails loses nothing; the rule's examples exercise both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// No test: the regex always runs.
+    Nothing,
+    /// This byte occurs in the window.
+    Byte(u8),
+    /// One of these lowercase words, then regex whitespace (`\s`), then `=`.
+    WordThenEquals(&'static [&'static str]),
+    /// Every match contains one of the rule's keywords, so no match starts after the last
+    /// keyword hit of a window has ended: the search stops there.
+    KeywordInMatch,
+}
+
+impl Needs {
+    /// False when the regex cannot match in `lower`, the window ASCII-lowercased.
+    pub(crate) fn may_match(self, lower: &[u8]) -> bool {
+        match self {
+            Needs::Nothing | Needs::KeywordInMatch => true,
+            Needs::Byte(b) => memchr::memchr(b, lower).is_some(),
+            Needs::WordThenEquals(words) => memchr::memchr_iter(b'=', lower).any(|eq| {
+                // `\s` without Unicode: space, \t, \n, \x0B, \x0C, \r.
+                let key_end = lower[..eq]
+                    .iter()
+                    .rposition(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r'))
+                    .map_or(0, |p| p + 1);
+                words
+                    .iter()
+                    .any(|w| lower[..key_end].ends_with(w.as_bytes()))
+            }),
+        }
+    }
+}
+
 /// A built-in rule as written in the table below.
 #[derive(Debug, Clone, Copy)]
 pub struct BuiltinRule {
@@ -41,6 +77,8 @@ pub struct BuiltinRule {
     pub before: usize,
     /// Bytes after a keyword to include in the regex window (beyond its own line).
     pub after: usize,
+    /// Tested before the regex runs in a window.
+    pub needs: Needs,
     /// Texts that must produce exactly one finding; `{fake}` is replaced by
     /// [`crate::fakes::fake`] for this rule, so that no live-looking secret sits in the source.
     pub positives: &'static [&'static str],
@@ -64,6 +102,7 @@ const fn rule(
         priority: 10,
         before: 0,
         after: 0,
+        needs: Needs::Nothing,
         positives: &[],
         negatives: &[],
     }
@@ -394,6 +433,8 @@ pub const BUILTIN: &[BuiltinRule] = &[
     BuiltinRule {
         priority: 5,
         min_entropy: 2.5,
+        // `://` is in every URL; the `@` of a user-info part is not.
+        needs: Needs::Byte(b'@'),
         positives: &["DATABASE_URL=postgres://app:{fake}@db.prod.internal:5432/app", "amqp://svc:{fake}@mq.internal/vhost"],
         negatives: &[
             "postgres://user:password@localhost/db",
@@ -412,6 +453,8 @@ pub const BUILTIN: &[BuiltinRule] = &[
     BuiltinRule {
         priority: 6,
         min_entropy: 2.5,
+        // `password` is common in code; the `server=`/`host=` this regex starts with is not.
+        needs: Needs::WordThenEquals(&["server", "data source", "host", "uid", "user id", "username"]),
         positives: &["Server=tcp:sql01.internal,1433;Database=app;User ID=svc;Password={fake};Encrypt=true"],
         negatives: &["Server=db;User Id=sa;Password=<password>;", "Server=db;User Id=sa;Password=;"],
         ..rule(
@@ -424,6 +467,8 @@ pub const BUILTIN: &[BuiltinRule] = &[
     BuiltinRule {
         check: Check::Generic,
         priority: 1,
+        // The keywords are the key alternatives of the regex, every spelling of them.
+        needs: Needs::KeywordInMatch,
         min_entropy: 3.0,
         positives: &["password = \"{fake}\"", "DB_PASSWORD={fake}", "\"api_key\": \"{fake}\"", "client_secret: {fake}"],
         negatives: &[
@@ -442,7 +487,7 @@ pub const BUILTIN: &[BuiltinRule] = &[
             "generic-secret",
             "Password, API key or token assigned in configuration or code",
             r#"(?i)(?P<key>[a-z0-9_.\-]*(?:pass|pwd|secret|api[_\-]?key|apikey|access[_\-]?key|auth[_\-]?key|token|credentials?)[a-z0-9_.\-]*)["'\]]?\s*(?:=|:=|:|=>|\s+value\s*=)\s*(?:"([^"\r\n]{8,})"|'([^'\r\n]{8,})'|`([^`\r\n]{8,})`|([^\s"'`,;)\]}<>]{8,}))"#,
-            &["pass", "pwd", "secret", "api_key", "apikey", "api-key", "access_key", "accesskey", "auth_key", "token", "credential"],
+            &["pass", "pwd", "secret", "api_key", "apikey", "api-key", "access_key", "accesskey", "access-key", "auth_key", "authkey", "auth-key", "token", "credential"],
         )
     },
 ];
@@ -495,10 +540,15 @@ pub struct Rule {
     pub(crate) priority: u8,
     pub(crate) before: usize,
     pub(crate) after: usize,
+    pub(crate) needs: Needs,
     pub(crate) allow_regexes: Vec<Regex>,
     pub(crate) allow_paths: Option<GlobSet>,
     /// Index of the `key` capture group, for the generic rule's context checks.
     pub(crate) key_group: Option<usize>,
+    /// The same regex for anchored searches that report only the end (no reverse scan for
+    /// the start), for the generic rule whose windows start where its key does; `None` for
+    /// the others, or if it does not build (the unanchored search is then used alone).
+    pub(crate) anchored: Option<regex_automata::meta::Regex>,
     pub(crate) builtin: bool,
 }
 
@@ -566,6 +616,19 @@ impl Rule {
                 source,
             })?;
         let key_group = regex.capture_names().position(|n| n == Some("key"));
+        let anchored = (b.check == Check::Generic)
+            .then(|| {
+                regex_automata::meta::Regex::builder()
+                    .syntax(
+                        regex_automata::util::syntax::Config::new()
+                            .unicode(false)
+                            .utf8(false),
+                    )
+                    .configure(regex_automata::meta::Regex::config().nfa_size_limit(Some(32 << 20)))
+                    .build(b.regex)
+                    .ok()
+            })
+            .flatten();
         Ok(Rule {
             id: b.id.to_string(),
             description: b.description.to_string(),
@@ -576,9 +639,11 @@ impl Rule {
             priority: b.priority,
             before: b.before,
             after: b.after,
+            needs: b.needs,
             allow_regexes: Vec::new(),
             allow_paths: None,
             key_group,
+            anchored,
             builtin: true,
         })
     }
@@ -618,9 +683,11 @@ impl Rule {
             priority: 15,
             before: 0,
             after: 0,
+            needs: Needs::Nothing,
             allow_regexes,
             allow_paths: build_globs(&u.id, &u.allowlist_paths)?,
             key_group: None,
+            anchored: None,
             builtin: false,
         })
     }
