@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use airlock_testkit::cloud::FakeCloud;
+use airlock_testkit::serve::Serving;
 use airlock_testkit::{incident_config, repo_root, Home};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_airlock");
 
@@ -90,19 +90,8 @@ async fn a_human_approves_in_the_browser_and_the_agents_retry_succeeds() {
         .trim()
         .to_string();
 
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--json"])
-        .current_dir(h.path())
-        .env("AIRLOCK_CONFIG", &cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let bound: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let serve = Serving::start(&h);
+    let (admin, proxy) = (serve.admin(), serve.proxy());
 
     // The screenshot goes to the build directory, never into the repository.
     let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-approval.png");
@@ -117,14 +106,8 @@ async fn a_human_approves_in_the_browser_and_the_agents_retry_succeeds() {
             Command::new("node")
                 .arg("console.mjs")
                 .current_dir(&e2e)
-                .env(
-                    "ADMIN_URL",
-                    format!("http://{}", bound["admin"].as_str().unwrap()),
-                )
-                .env(
-                    "PROXY_URL",
-                    format!("http://{}", bound["proxy"].as_str().unwrap()),
-                )
+                .env("ADMIN_URL", format!("http://{admin}"))
+                .env("PROXY_URL", format!("http://{proxy}"))
                 .env("HUMAN_TOKEN", &human)
                 .env("TOTP_CODE", totp.code_at(now))
                 .env("AGENT_TOKEN", &agent)
@@ -136,11 +119,7 @@ async fn a_human_approves_in_the_browser_and_the_agents_retry_succeeds() {
     })
     .await
     .unwrap();
-    Command::new("kill")
-        .arg(serve.id().to_string())
-        .status()
-        .unwrap();
-    let _ = serve.wait();
+    serve.stop();
     assert!(
         out.status.success(),
         "browser test failed:\n{}\n{}",

@@ -4,63 +4,13 @@
 
 use airlock_testkit::client::{graphql, send};
 use airlock_testkit::cloud::FakeCloud;
+use airlock_testkit::serve::Serving;
 use airlock_testkit::{incident_config, Home};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_airlock");
 const ADMIN_SECRET: &str = "cloud-admin-SECRET-9f8e7d6c5b4a";
-
-struct Gateway {
-    child: Child,
-    proxy: SocketAddr,
-    admin: SocketAddr,
-    stderr: std::path::PathBuf,
-}
-
-impl Gateway {
-    fn start(h: &Home) -> Gateway {
-        let stderr = h.path().join("serve.log");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--json"])
-            .current_dir(h.path())
-            .env("AIRLOCK_CONFIG", h.path().join("airlock.toml"))
-            .env("AIRLOCK_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!(
-                "serve did not report its listeners ({e}): {line:?}\n{}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            )
-        });
-        Gateway {
-            child,
-            proxy: v["proxy"].as_str().unwrap().parse().unwrap(),
-            admin: v["admin"].as_str().unwrap().parse().unwrap(),
-            stderr,
-        }
-    }
-
-    /// SIGTERM, then wait: a clean exit means in-flight requests drained and audit flushed.
-    fn stop(mut self) -> String {
-        Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "serve exited with {status}");
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
 
 fn incident_home(cloud: SocketAddr) -> Home {
     let h = Home::init(BIN);
@@ -127,12 +77,12 @@ async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
     let h = incident_home(cloud.addr);
     let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
     let production = token(&h, "prod-bot", "production", "read,write,destructive");
-    let gw = Gateway::start(&h);
+    let gw = Serving::start(&h);
     let mut seen = String::new();
 
     // 1. The incident: a staging token deletes the production volume. Refused, volume intact.
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&staging),
         DELETE,
@@ -166,7 +116,7 @@ async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
 
     // 2. The same agent deletes a staging volume: its normal work is allowed.
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&staging),
         DELETE,
@@ -181,7 +131,7 @@ async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
 
     // 3. A production token: the delete waits for a human, reads pass.
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&production),
         DELETE,
@@ -207,7 +157,7 @@ async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
     assert!(cloud.has("vol-prod-bookings"));
     // The identical retry finds the same pending request rather than queueing another.
     let again = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&production),
         DELETE,
@@ -222,7 +172,7 @@ async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
         again.body
     );
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&production),
         READ,
@@ -236,7 +186,7 @@ async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
 
     // An alias does not hide a delete, and no token means 401 with what to do.
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&staging),
         "mutation { tidy: volumeDelete(volumeId: \"vol-prod-backups\") }",
@@ -247,7 +197,7 @@ async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(cloud.has("vol-prod-backups"));
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         None,
         READ,
@@ -267,9 +217,13 @@ async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
     seen.push_str(&r.body);
 
     // The admin endpoints.
-    let health = send(gw.admin, "GET", "/healthz", None, None).await.unwrap();
+    let health = send(gw.admin(), "GET", "/healthz", None, None)
+        .await
+        .unwrap();
     assert_eq!(health.status, 200);
-    let metrics = send(gw.admin, "GET", "/metrics", None, None).await.unwrap();
+    let metrics = send(gw.admin(), "GET", "/metrics", None, None)
+        .await
+        .unwrap();
     assert!(
         metrics
             .body
@@ -344,10 +298,10 @@ async fn an_invalid_policy_on_reload_is_rejected_and_the_last_good_one_keeps_ser
     std::fs::write(&cfg, text).unwrap();
     h.run(&["policy", "check"]).ok();
     let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
-    let gw = Gateway::start(&h);
+    let gw = Serving::start(&h);
     let del = |id: &'static str| {
         graphql(
-            gw.proxy,
+            gw.proxy(),
             "/cloud/graphql",
             Some(&staging),
             DELETE,
@@ -360,13 +314,15 @@ async fn an_invalid_policy_on_reload_is_rejected_and_the_last_good_one_keeps_ser
     // A broken policy file: rejected, the old policy keeps refusing deletes.
     std::fs::write(&policy, "forbid (principal, action resource);").unwrap();
     Command::new("kill")
-        .args(["-HUP", &gw.child.id().to_string()])
+        .args(["-HUP", &gw.pid().to_string()])
         .status()
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let r = del("vol-stg-1").await.unwrap();
     assert_eq!(r.json()["error"], "denied_by_policy", "{}", r.body);
-    let m = send(gw.admin, "GET", "/metrics", None, None).await.unwrap();
+    let m = send(gw.admin(), "GET", "/metrics", None, None)
+        .await
+        .unwrap();
     assert!(
         m.body
             .contains("airlock_reloads_total{result=\"rejected\"} "),
@@ -383,7 +339,7 @@ async fn an_invalid_policy_on_reload_is_rejected_and_the_last_good_one_keeps_ser
     // A valid change is picked up without a restart.
     std::fs::write(&policy, "// no extra rules\n").unwrap();
     Command::new("kill")
-        .args(["-HUP", &gw.child.id().to_string()])
+        .args(["-HUP", &gw.pid().to_string()])
         .status()
         .unwrap();
     let mut allowed = false;
@@ -416,17 +372,17 @@ async fn http2_bodies_too_large_to_classify_and_uncatalogued_resources() {
     let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
     let h = incident_home(cloud.addr);
     let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
-    let gw = Gateway::start(&h);
+    let gw = Serving::start(&h);
 
     // HTTP/2 (prior knowledge) is served and decided like HTTP/1.1.
     let body = serde_json::json!({ "query": READ, "variables": { "id": "vol-stg-2" } }).to_string();
-    let r = airlock_testkit::client::send_h2(gw.proxy, "/cloud/graphql", Some(&staging), body)
+    let r = airlock_testkit::client::send_h2(gw.proxy(), "/cloud/graphql", Some(&staging), body)
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let body = serde_json::json!({ "query": DELETE, "variables": { "id": "vol-prod-bookings" } })
         .to_string();
-    let r = airlock_testkit::client::send_h2(gw.proxy, "/cloud/graphql", Some(&staging), body)
+    let r = airlock_testkit::client::send_h2(gw.proxy(), "/cloud/graphql", Some(&staging), body)
         .await
         .unwrap();
     assert_eq!(r.status, 403, "{}", r.body);
@@ -434,7 +390,7 @@ async fn http2_bodies_too_large_to_classify_and_uncatalogued_resources() {
     // A body larger than the classifier reads is refused, not passed through unread.
     let padding = "#".repeat(2 << 20);
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&staging),
         &format!("{padding}\n{DELETE}"),
@@ -448,7 +404,7 @@ async fn http2_bodies_too_large_to_classify_and_uncatalogued_resources() {
 
     // A volume nobody catalogued counts as the most protected: refused, with how to fix it.
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&staging),
         READ,
@@ -484,7 +440,7 @@ async fn http2_bodies_too_large_to_classify_and_uncatalogued_resources() {
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let r = graphql(
-            gw.proxy,
+            gw.proxy(),
             "/cloud/graphql",
             Some(&staging),
             READ,
@@ -599,9 +555,9 @@ async fn upstreams_over_tls_are_verified_against_the_configured_ca() {
     );
     std::fs::write(&cfg, text).unwrap();
     let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
-    let gw = Gateway::start(&h);
+    let gw = Serving::start(&h);
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&staging),
         DELETE,
@@ -621,7 +577,7 @@ async fn upstreams_over_tls_are_verified_against_the_configured_ca() {
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let r = graphql(
-            gw.proxy,
+            gw.proxy(),
             "/cloud/graphql",
             Some(&staging),
             READ,
@@ -637,7 +593,7 @@ async fn upstreams_over_tls_are_verified_against_the_configured_ca() {
     }
     assert!(refused, "an untrusted upstream certificate was accepted");
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&staging),
         DELETE,
@@ -655,9 +611,9 @@ async fn shutdown_drains_a_request_in_flight() {
     let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
     let h = incident_home(cloud.addr);
     let staging = token(&h, "stage-bot", "staging", "read");
-    let gw = Gateway::start(&h);
+    let gw = Serving::start(&h);
     let body = serde_json::json!({ "query": READ, "variables": { "id": "vol-stg-1" } }).to_string();
-    let proxy = gw.proxy;
+    let proxy = gw.proxy();
     let in_flight = tokio::spawn(async move {
         airlock_testkit::client::send_with(
             proxy,
@@ -795,18 +751,30 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
         .stdout
         .trim()
         .to_string();
-    let gw = Gateway::start(&h);
+    let gw = Serving::start(&h);
     let vars = serde_json::json!({"id": "vol-prod-bookings"});
 
     // The agent asks; the request waits for a human; retrying before approval changes nothing.
-    let r = graphql(gw.proxy, "/cloud/graphql", Some(&bot), DELETE, vars.clone())
-        .await
-        .unwrap();
+    let r = graphql(
+        gw.proxy(),
+        "/cloud/graphql",
+        Some(&bot),
+        DELETE,
+        vars.clone(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
     let apr = r.json()["approval"].as_str().unwrap().to_string();
-    let r = graphql(gw.proxy, "/cloud/graphql", Some(&bot), DELETE, vars.clone())
-        .await
-        .unwrap();
+    let r = graphql(
+        gw.proxy(),
+        "/cloud/graphql",
+        Some(&bot),
+        DELETE,
+        vars.clone(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (r.status.as_u16(), r.json()["approval"].as_str()),
         (403, Some(apr.as_str()))
@@ -815,20 +783,20 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
 
     // Nobody but a human with a valid, unused second factor can decide it.
     let code = alice_totp.code_at(now());
-    let r = approvals(&h, gw.admin, &bot, &["approve", &apr, "--totp", &code]);
+    let r = approvals(&h, gw.admin(), &bot, &["approve", &apr, "--totp", &code]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains("may not use the admin API"),
         "{}",
         r.stderr
     );
-    let r = approvals(&h, gw.admin, &ci, &["approve", &apr, "--totp", &code]);
+    let r = approvals(&h, gw.admin(), &ci, &["approve", &apr, "--totp", &code]);
     assert_eq!(r.code, 1, "a service may not approve: {}", r.stderr);
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let r = approvals(&h, gw.admin, &alice, &["approve", &apr, "--totp", wrong]);
+    let r = approvals(&h, gw.admin(), &alice, &["approve", &apr, "--totp", wrong]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("refused"), "{}", r.stderr);
-    let listed = approvals(&h, gw.admin, &bob, &["list", "--json"]);
+    let listed = approvals(&h, gw.admin(), &bob, &["list", "--json"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     assert!(
         listed.stdout.contains(&apr) && listed.stdout.contains("\"pending\""),
@@ -838,8 +806,8 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
 
     // Restart the gateway while the request is pending: it stays pending and approvable.
     let _ = gw.stop();
-    let gw = Gateway::start(&h);
-    let shown = approvals(&h, gw.admin, &bob, &["show", &apr]);
+    let gw = Serving::start(&h);
+    let shown = approvals(&h, gw.admin(), &bob, &["show", &apr]);
     assert!(
         shown.stdout.contains("pending"),
         "{}{}",
@@ -850,7 +818,7 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     // The owner approves with her code; the same code cannot be used again.
     let r = approvals(
         &h,
-        gw.admin,
+        gw.admin(),
         &alice,
         &[
             "approve",
@@ -867,7 +835,7 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     // Another body (same operation, written differently) does not ride on that approval.
     let other_body = "mutation Delete($id: ID!) {  volumeDelete(volumeId: $id) }";
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&bot),
         other_body,
@@ -878,7 +846,12 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
     let other = r.json()["approval"].as_str().unwrap().to_string();
     assert_ne!(other, apr);
-    let r = approvals(&h, gw.admin, &alice, &["approve", &other, "--totp", &code]);
+    let r = approvals(
+        &h,
+        gw.admin(),
+        &alice,
+        &["approve", &other, "--totp", &code],
+    );
     assert_eq!(r.code, 1, "a replayed code must be refused: {}", r.stdout);
     assert!(
         r.stderr.contains("already used") || r.stderr.contains("replay"),
@@ -888,14 +861,26 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     assert!(cloud.has("vol-prod-bookings"));
 
     // The identical request now passes, exactly once.
-    let r = graphql(gw.proxy, "/cloud/graphql", Some(&bot), DELETE, vars.clone())
-        .await
-        .unwrap();
+    let r = graphql(
+        gw.proxy(),
+        "/cloud/graphql",
+        Some(&bot),
+        DELETE,
+        vars.clone(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(!cloud.has("vol-prod-bookings"));
-    let r = graphql(gw.proxy, "/cloud/graphql", Some(&bot), DELETE, vars.clone())
-        .await
-        .unwrap();
+    let r = graphql(
+        gw.proxy(),
+        "/cloud/graphql",
+        Some(&bot),
+        DELETE,
+        vars.clone(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         r.json()["error"],
         "approval_required",
@@ -906,7 +891,7 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
 
     // A human requester cannot approve their own request; deny is final.
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&alice),
         DELETE,
@@ -916,11 +901,11 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     .unwrap();
     let own = r.json()["approval"].as_str().unwrap().to_string();
     let code2 = alice_totp.code_at(now() + 30);
-    let r = approvals(&h, gw.admin, &alice, &["approve", &own, "--totp", &code2]);
+    let r = approvals(&h, gw.admin(), &alice, &["approve", &own, "--totp", &code2]);
     assert!(r.stderr.contains("cannot approve it"), "{}", r.stderr);
     let r = approvals(
         &h,
-        gw.admin,
+        gw.admin(),
         &bob,
         &[
             "deny",
@@ -933,7 +918,7 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&alice),
         DELETE,
@@ -1011,9 +996,9 @@ async fn approval_requests_are_announced_to_slack_and_a_signed_webhook() {
         );
     std::fs::write(&cfg, text).unwrap();
     let bot = token(&h, "prod-bot", "production", "read,write,destructive");
-    let gw = Gateway::start(&h);
+    let gw = Serving::start(&h);
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         "/cloud/graphql",
         Some(&bot),
         DELETE,
@@ -1125,11 +1110,11 @@ async fn second_factors_lock_after_repeated_guesses_and_approvers_need_the_envir
         .stdout
         .trim()
         .to_string();
-    let gw = Gateway::start(&h);
+    let gw = Serving::start(&h);
     // A token in the query string never reaches the audit log.
     let path = format!("/cloud/graphql?access_token={bot}");
     let r = graphql(
-        gw.proxy,
+        gw.proxy(),
         &path,
         Some(&bot),
         DELETE,
@@ -1142,7 +1127,7 @@ async fn second_factors_lock_after_repeated_guesses_and_approvers_need_the_envir
     // A staging approver cannot approve a production operation.
     let r = approvals(
         &h,
-        gw.admin,
+        gw.admin(),
         &carol,
         &["approve", &apr, "--totp", &carol_totp.code_at(now())],
     );
@@ -1159,10 +1144,10 @@ async fn second_factors_lock_after_repeated_guesses_and_approvers_need_the_envir
         .map(|i| format!("{:06}", (right.parse::<u32>().unwrap() + 1 + i) % 1_000_000))
         .collect();
     for w in &wrong {
-        let r = approvals(&h, gw.admin, &bob, &["approve", &apr, "--totp", w]);
+        let r = approvals(&h, gw.admin(), &bob, &["approve", &apr, "--totp", w]);
         assert_eq!(r.code, 1, "{}", r.stdout);
     }
-    let r = approvals(&h, gw.admin, &bob, &["approve", &apr, "--totp", &right]);
+    let r = approvals(&h, gw.admin(), &bob, &["approve", &apr, "--totp", &right]);
     assert_ne!(
         r.code, 0,
         "a locked second factor must refuse even the right code"
@@ -1205,8 +1190,8 @@ async fn a_held_request_goes_through_when_a_human_approves_while_it_waits() {
         .stdout
         .trim()
         .to_string();
-    let gw = Gateway::start(&h);
-    let proxy = gw.proxy;
+    let gw = Serving::start(&h);
+    let proxy = gw.proxy();
     let held = tokio::spawn(async move {
         graphql(
             proxy,
@@ -1221,7 +1206,7 @@ async fn a_held_request_goes_through_when_a_human_approves_while_it_waits() {
     let mut apr = None;
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let listed = approvals(&h, gw.admin, &alice, &["list", "--json"]);
+        let listed = approvals(&h, gw.admin(), &alice, &["list", "--json"]);
         if let Some(line) = listed.stdout.lines().next() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             apr = v["id"].as_str().map(str::to_string);
@@ -1231,7 +1216,7 @@ async fn a_held_request_goes_through_when_a_human_approves_while_it_waits() {
     let apr = apr.expect("the held request was never recorded");
     let r = approvals(
         &h,
-        gw.admin,
+        gw.admin(),
         &alice,
         &["approve", &apr, "--totp", &alice_totp.code_at(now())],
     );
@@ -1276,10 +1261,10 @@ async fn an_approval_binds_the_body_even_when_http2_streams_it_without_a_length(
         .stdout
         .trim()
         .to_string();
-    let gw = Gateway::start(&h);
+    let gw = Serving::start(&h);
     let send = |body: &'static str| {
         airlock_testkit::client::send_h2_streamed(
-            gw.proxy,
+            gw.proxy(),
             "DELETE",
             "/restprod/v1/volumes/vol-10",
             Some(&bot),
@@ -1291,7 +1276,7 @@ async fn an_approval_binds_the_body_even_when_http2_streams_it_without_a_length(
     let apr = r.json()["approval"].as_str().unwrap().to_string();
     let ok = approvals(
         &h,
-        gw.admin,
+        gw.admin(),
         &alice,
         &["approve", &apr, "--totp", &alice_totp.code_at(now())],
     );
@@ -1325,10 +1310,10 @@ async fn the_upstream_gets_the_sealed_secret_and_none_of_the_agents_token_hop_or
         );
     std::fs::write(&cfg, text).unwrap();
     let t = token(&h, "stage-bot", "staging", "read");
-    let gw = Gateway::start(&h);
+    let gw = Serving::start(&h);
 
     let r = airlock_testkit::client::send_with(
-        gw.proxy,
+        gw.proxy(),
         "GET",
         "/api/v1/projects?limit=5",
         Some(&t),
@@ -1375,12 +1360,20 @@ async fn the_upstream_gets_the_sealed_secret_and_none_of_the_agents_token_hop_or
 
     // The same read again is decided from the policy cache, and /metrics says so.
     for _ in 0..2 {
-        let r = send(gw.proxy, "GET", "/api/v1/projects?limit=5", Some(&t), None)
-            .await
-            .unwrap();
+        let r = send(
+            gw.proxy(),
+            "GET",
+            "/api/v1/projects?limit=5",
+            Some(&t),
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let m = send(gw.admin, "GET", "/metrics", None, None).await.unwrap();
+    let m = send(gw.admin(), "GET", "/metrics", None, None)
+        .await
+        .unwrap();
     for line in [
         "airlock_decision_cache_total{result=\"hit\"} 2",
         "airlock_decision_cache_total{result=\"miss\"} 1",
