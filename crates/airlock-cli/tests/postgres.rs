@@ -99,6 +99,17 @@ fn psql(addr: SocketAddr, db: &str, token: &str, sql: &str) -> (bool, String, St
     )
 }
 
+/// A fresh database with a seeded `bookings` table behind a door named `bookings` in `env`:
+/// the server, the database's name, a direct connection to it and the home.
+async fn seeded(label: &str, env: &str, extra: &str) -> (Server, String, Client, Home) {
+    let server = Server::from_env();
+    let database = server.create_database(label).await;
+    let direct = server.connect(&database).await;
+    seed(&direct).await;
+    let h = home_with("bookings", &server, &database, env, extra);
+    (server, database, direct, h)
+}
+
 async fn count(direct: &Client) -> i64 {
     direct
         .query_one("SELECT count(*) FROM bookings", &[])
@@ -181,11 +192,7 @@ async fn a_staging_token_cannot_open_the_production_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destructive_statements_never_reach_the_database_and_the_session_stays_usable() {
-    let server = Server::from_env();
-    let database = server.create_database("destructive").await;
-    let direct = server.connect(&database).await;
-    seed(&direct).await;
-    let h = home_with("bookings", &server, &database, "production", "");
+    let (server, database, direct, h) = seeded("destructive", "production", "").await;
     let prod = token(&h, "production", "read,write,destructive");
     let gw = Serving::start(&h);
     let addr = gw.database("bookings");
@@ -352,11 +359,7 @@ async fn destructive_statements_never_reach_the_database_and_the_session_stays_u
 /// Every (query, params) returns exactly what a direct connection returns, in both protocols.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_and_scoped_writes_return_what_the_database_returns() {
-    let server = Server::from_env();
-    let database = server.create_database("differential").await;
-    let direct = server.connect(&database).await;
-    seed(&direct).await;
-    let h = home_with("bookings", &server, &database, "staging", "");
+    let (server, database, direct, h) = seeded("differential", "staging", "").await;
     let t = token(&h, "staging", "read,write");
     let gw = Serving::start(&h);
     let agent = connect(gw.database("bookings"), "bookings", &t)
@@ -448,17 +451,8 @@ fn rows_text(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_request_cancels_copy_streams_both_ways_and_notifications_pass() {
-    let server = Server::from_env();
-    let database = server.create_database("protocol").await;
-    let direct = server.connect(&database).await;
-    seed(&direct).await;
-    let h = home_with(
-        "bookings",
-        &server,
-        &database,
-        "staging",
-        "safe_functions = [\"pg_sleep\"]",
-    );
+    let (server, database, direct, h) =
+        seeded("protocol", "staging", "safe_functions = [\"pg_sleep\"]").await;
     let t = token(&h, "staging", "read,write");
     let gw = Serving::start(&h);
     let agent = connect(gw.database("bookings"), "bookings", &t)
@@ -756,11 +750,7 @@ async fn a_skipped_parse_cannot_smuggle_a_prepared_delete_past_the_door() {
     use airlock_pgwire::put_message;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let server = Server::from_env();
-    let database = server.create_database("smuggle").await;
-    let direct = server.connect(&database).await;
-    seed(&direct).await;
-    let h = home_with("bookings", &server, &database, "production", "");
+    let (server, database, direct, h) = seeded("smuggle", "production", "").await;
     let t = token(&h, "production", "read,write,destructive");
     let gw = Serving::start(&h);
     let mut s = tokio::net::TcpStream::connect(gw.database("bookings"))
