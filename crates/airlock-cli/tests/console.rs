@@ -46,19 +46,7 @@ async fn a_human_approves_in_the_browser_and_the_agents_retry_succeeds() {
         Some(secret),
     )
     .ok();
-    let enrolled = h.run(&["identity", "totp", "alice", "--json"]).ok();
-    let v: serde_json::Value = serde_json::from_str(&enrolled.stdout).unwrap();
-    let b32 = v["otpauth_uri"]
-        .as_str()
-        .unwrap()
-        .split("secret=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
-    let totp = airlock_approval::totp::TotpSecret::from_base32(&b32).unwrap();
+    let totp = h.enrol_totp("alice");
     let human = h
         .run(&[
             "token",

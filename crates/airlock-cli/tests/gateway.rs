@@ -648,42 +648,11 @@ async fn shutdown_drains_a_request_in_flight() {
     );
 }
 
-/// Enrols TOTP for a human through the CLI and returns the secret the authenticator app would hold.
-fn enrol(h: &Home, name: &str) -> airlock_approval::totp::TotpSecret {
-    let r = h.run(&["identity", "totp", name, "--json"]).ok();
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let uri = v["otpauth_uri"].as_str().unwrap();
-    let secret = uri
-        .split("secret=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
-    airlock_approval::totp::TotpSecret::from_base32(secret).unwrap()
-}
-
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn approvals(h: &Home, admin: SocketAddr, token: &str, args: &[&str]) -> airlock_testkit::Run {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("approvals")
-        .args(args)
-        .current_dir(h.path())
-        .env("AIRLOCK_CONFIG", h.path().join("airlock.toml"))
-        .env("AIRLOCK_TOKEN", token)
-        .env("AIRLOCK_ADMIN_URL", format!("http://{admin}"));
-    let out = cmd.output().unwrap();
-    airlock_testkit::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -703,8 +672,8 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
         "ci",
     ])
     .ok();
-    let alice_totp = enrol(&h, "alice");
-    let bob_totp = enrol(&h, "bob");
+    let alice_totp = h.enrol_totp("alice");
+    let bob_totp = h.enrol_totp("bob");
     let bot = token(&h, "prod-bot", "production", "read,write,destructive");
     let alice = h
         .run(&[
@@ -783,20 +752,20 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
 
     // Nobody but a human with a valid, unused second factor can decide it.
     let code = alice_totp.code_at(now());
-    let r = approvals(&h, gw.admin(), &bot, &["approve", &apr, "--totp", &code]);
+    let r = h.approvals(gw.admin(), &bot, &["approve", &apr, "--totp", &code]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains("may not use the admin API"),
         "{}",
         r.stderr
     );
-    let r = approvals(&h, gw.admin(), &ci, &["approve", &apr, "--totp", &code]);
+    let r = h.approvals(gw.admin(), &ci, &["approve", &apr, "--totp", &code]);
     assert_eq!(r.code, 1, "a service may not approve: {}", r.stderr);
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let r = approvals(&h, gw.admin(), &alice, &["approve", &apr, "--totp", wrong]);
+    let r = h.approvals(gw.admin(), &alice, &["approve", &apr, "--totp", wrong]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("refused"), "{}", r.stderr);
-    let listed = approvals(&h, gw.admin(), &bob, &["list", "--json"]);
+    let listed = h.approvals(gw.admin(), &bob, &["list", "--json"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     assert!(
         listed.stdout.contains(&apr) && listed.stdout.contains("\"pending\""),
@@ -807,7 +776,7 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     // Restart the gateway while the request is pending: it stays pending and approvable.
     let _ = gw.stop();
     let gw = Serving::start(&h);
-    let shown = approvals(&h, gw.admin(), &bob, &["show", &apr]);
+    let shown = h.approvals(gw.admin(), &bob, &["show", &apr]);
     assert!(
         shown.stdout.contains("pending"),
         "{}{}",
@@ -816,8 +785,7 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     );
 
     // The owner approves with her code; the same code cannot be used again.
-    let r = approvals(
-        &h,
+    let r = h.approvals(
         gw.admin(),
         &alice,
         &[
@@ -846,12 +814,7 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
     let other = r.json()["approval"].as_str().unwrap().to_string();
     assert_ne!(other, apr);
-    let r = approvals(
-        &h,
-        gw.admin(),
-        &alice,
-        &["approve", &other, "--totp", &code],
-    );
+    let r = h.approvals(gw.admin(), &alice, &["approve", &other, "--totp", &code]);
     assert_eq!(r.code, 1, "a replayed code must be refused: {}", r.stdout);
     assert!(
         r.stderr.contains("already used") || r.stderr.contains("replay"),
@@ -901,10 +864,9 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     .unwrap();
     let own = r.json()["approval"].as_str().unwrap().to_string();
     let code2 = alice_totp.code_at(now() + 30);
-    let r = approvals(&h, gw.admin(), &alice, &["approve", &own, "--totp", &code2]);
+    let r = h.approvals(gw.admin(), &alice, &["approve", &own, "--totp", &code2]);
     assert!(r.stderr.contains("cannot approve it"), "{}", r.stderr);
-    let r = approvals(
-        &h,
+    let r = h.approvals(
         gw.admin(),
         &bob,
         &[
@@ -1077,8 +1039,8 @@ async fn second_factors_lock_after_repeated_guesses_and_approvers_need_the_envir
     let h = incident_home(cloud.addr);
     h.run(&["identity", "add", "bob", "--kind", "human"]).ok();
     h.run(&["identity", "add", "carol", "--kind", "human"]).ok();
-    let bob_totp = enrol(&h, "bob");
-    let carol_totp = enrol(&h, "carol");
+    let bob_totp = h.enrol_totp("bob");
+    let carol_totp = h.enrol_totp("carol");
     let bot = token(&h, "prod-bot", "production", "read,write,destructive");
     let bob = h
         .run(&[
@@ -1125,8 +1087,7 @@ async fn second_factors_lock_after_repeated_guesses_and_approvers_need_the_envir
     let apr = r.json()["approval"].as_str().unwrap().to_string();
 
     // A staging approver cannot approve a production operation.
-    let r = approvals(
-        &h,
+    let r = h.approvals(
         gw.admin(),
         &carol,
         &["approve", &apr, "--totp", &carol_totp.code_at(now())],
@@ -1144,10 +1105,10 @@ async fn second_factors_lock_after_repeated_guesses_and_approvers_need_the_envir
         .map(|i| format!("{:06}", (right.parse::<u32>().unwrap() + 1 + i) % 1_000_000))
         .collect();
     for w in &wrong {
-        let r = approvals(&h, gw.admin(), &bob, &["approve", &apr, "--totp", w]);
+        let r = h.approvals(gw.admin(), &bob, &["approve", &apr, "--totp", w]);
         assert_eq!(r.code, 1, "{}", r.stdout);
     }
-    let r = approvals(&h, gw.admin(), &bob, &["approve", &apr, "--totp", &right]);
+    let r = h.approvals(gw.admin(), &bob, &["approve", &apr, "--totp", &right]);
     assert_ne!(
         r.code, 0,
         "a locked second factor must refuse even the right code"
@@ -1173,7 +1134,7 @@ async fn a_held_request_goes_through_when_a_human_approves_while_it_waits() {
     let cfg = h.path().join("airlock.toml");
     let text = std::fs::read_to_string(&cfg).unwrap() + "\n[approvals]\nhold = \"20s\"\n";
     std::fs::write(&cfg, text).unwrap();
-    let alice_totp = enrol(&h, "alice");
+    let alice_totp = h.enrol_totp("alice");
     let bot = token(&h, "prod-bot", "production", "read,write,destructive");
     let alice = h
         .run(&[
@@ -1206,7 +1167,7 @@ async fn a_held_request_goes_through_when_a_human_approves_while_it_waits() {
     let mut apr = None;
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let listed = approvals(&h, gw.admin(), &alice, &["list", "--json"]);
+        let listed = h.approvals(gw.admin(), &alice, &["list", "--json"]);
         if let Some(line) = listed.stdout.lines().next() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             apr = v["id"].as_str().map(str::to_string);
@@ -1214,8 +1175,7 @@ async fn a_held_request_goes_through_when_a_human_approves_while_it_waits() {
         }
     }
     let apr = apr.expect("the held request was never recorded");
-    let r = approvals(
-        &h,
+    let r = h.approvals(
         gw.admin(),
         &alice,
         &["approve", &apr, "--totp", &alice_totp.code_at(now())],
@@ -1244,7 +1204,7 @@ async fn an_approval_binds_the_body_even_when_http2_streams_it_without_a_length(
             rules.display()
         );
     std::fs::write(&cfg, text).unwrap();
-    let alice_totp = enrol(&h, "alice");
+    let alice_totp = h.enrol_totp("alice");
     let bot = token(&h, "prod-bot", "production", "read,write,destructive");
     let alice = h
         .run(&[
@@ -1274,8 +1234,7 @@ async fn an_approval_binds_the_body_even_when_http2_streams_it_without_a_length(
     let r = send("false}").await.unwrap();
     assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
     let apr = r.json()["approval"].as_str().unwrap().to_string();
-    let ok = approvals(
-        &h,
+    let ok = h.approvals(
         gw.admin(),
         &alice,
         &["approve", &apr, "--totp", &alice_totp.code_at(now())],

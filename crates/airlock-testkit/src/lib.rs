@@ -82,7 +82,36 @@ impl Home {
 
     /// Runs `airlock ARGS` feeding `stdin`.
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        self.run_with_env(args, stdin, &[])
+    }
+
+    /// Enrols `name`'s second factor and returns it, as the human's authenticator app holds it.
+    pub fn enrol_totp(&self, name: &str) -> airlock_approval::totp::TotpSecret {
+        let r = self.run(&["identity", "totp", name, "--json"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("totp --json");
+        let secret = v["otpauth_uri"]
+            .as_str()
+            .and_then(|uri| uri.split("secret=").nth(1))
+            .and_then(|s| s.split('&').next())
+            .expect("otpauth URI with a secret");
+        airlock_approval::totp::TotpSecret::from_base32(secret).expect("base32 TOTP secret")
+    }
+
+    /// Runs `airlock approvals ARGS` as the holder of `token`, against the admin API at `admin`.
+    pub fn approvals(&self, admin: std::net::SocketAddr, token: &str, args: &[&str]) -> Run {
+        let mut full = vec!["approvals"];
+        full.extend_from_slice(args);
+        let url = format!("http://{admin}");
+        self.run_with_env(
+            &full,
+            None,
+            &[("AIRLOCK_TOKEN", token), ("AIRLOCK_ADMIN_URL", &url)],
+        )
+    }
+
+    fn run_with_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(&self.bin);
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .current_dir(self.dir.path())
             .env("AIRLOCK_CONFIG", self.dir.path().join("airlock.toml"))
