@@ -848,3 +848,97 @@ async fn a_skipped_parse_cannot_smuggle_a_prepared_delete_past_the_door() {
     gw.stop();
     server.drop_database(&database).await;
 }
+
+/// Approvals through the PostgreSQL door: a destructive statement in production waits for a
+/// human, the agent's identical retry runs once after she approves with her second factor, and
+/// a different statement is not covered by that approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_human_approval_lets_exactly_that_statement_run_once() {
+    let (server, database, direct, h) = seeded("approval", "production", "").await;
+    direct
+        .batch_execute("CREATE TABLE scratch (id int)")
+        .await
+        .unwrap();
+    let totp = h.enrol_totp("alice");
+    let agent_token = token(&h, "production", "read,write,destructive");
+    let alice = h
+        .run(&[
+            "token",
+            "issue",
+            "--identity",
+            "alice",
+            "--env",
+            "production",
+            "--allow",
+            "read",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let gw = Serving::start(&h);
+    let agent = connect(gw.database("bookings"), "bookings", &agent_token)
+        .await
+        .unwrap();
+
+    let err = agent.batch_execute("DROP TABLE scratch").await.unwrap_err();
+    let message = err.as_db_error().unwrap().message().to_string();
+    let apr = message
+        .split_whitespace()
+        .find(|w| w.starts_with("apr_"))
+        .expect("the error names the approval")
+        .to_string();
+    // The agent cannot approve its own request.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let code = totp.code_at(now);
+    let r = h.approvals(
+        gw.admin(),
+        &agent_token,
+        &["approve", &apr, "--totp", &code],
+    );
+    assert_ne!(r.code, 0, "an agent approved: {}", r.stdout);
+    // The human approves with her second factor.
+    h.approvals(
+        gw.admin(),
+        &alice,
+        &[
+            "approve",
+            &apr,
+            "--totp",
+            &code,
+            "--reason",
+            "scratch table",
+        ],
+    )
+    .ok();
+
+    // Another statement is not covered; the identical one runs, once.
+    let err = agent
+        .batch_execute("DROP TABLE bookings")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    agent.batch_execute("DROP TABLE scratch").await.unwrap();
+    let gone: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'scratch'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(gone, 0);
+    let err = agent.batch_execute("DROP TABLE scratch").await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{err:?}"
+    );
+    assert_eq!(count(&direct).await, 100);
+    drop(agent);
+    gw.stop();
+    server.drop_database(&database).await;
+}
