@@ -424,7 +424,8 @@ impl DbUrl {
         let rest = url
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
-            .ok_or_else(|| format!("url `{url}` must start with postgres://"))?;
+            // The URL is never repeated in errors: a mistyped one may hold a password.
+            .ok_or_else(|| "url must start with postgres://".to_string())?;
         let (userinfo, rest) = rest.split_once('@').ok_or_else(|| {
             "url must name the database user: postgres://USER@HOST:PORT/DATABASE".to_string()
         })?;
@@ -448,9 +449,7 @@ impl DbUrl {
             || database.is_empty()
             || database.contains(['/', '?'])
         {
-            return Err(format!(
-                "url `{url}` is not of the form postgres://USER@HOST:PORT/DATABASE"
-            ));
+            return Err("url is not of the form postgres://USER@HOST:PORT/DATABASE".to_string());
         }
         Ok(DbUrl {
             user: userinfo.to_string(),
@@ -796,6 +795,16 @@ protected = false
 [environments.production]
 protected = true
 description = "customer data; destructive operations need a human"
+
+# APIs and databases go behind the gateway (`airlock serve`); see docs/gateway.md and
+# docs/postgres.md. A PostgreSQL database, for example, with its password sealed by
+# `airlock secret set bookings-db --env production < password.txt`:
+#
+# [databases.bookings]
+# listen = "127.0.0.1:6432"
+# url = "postgres://app@127.0.0.1:5432/bookings"
+# environment = "production"
+# secret = "bookings-db"
 "#;
 
 #[cfg(test)]
@@ -822,6 +831,53 @@ mod tests {
         assert!(e.starts_with("airlock.toml:3:"), "{e}");
         assert!(e.contains("unknown field `protectd`"), "{e}");
         assert!(e.contains("protected"), "{e}");
+    }
+
+    #[test]
+    fn a_database_entry_is_checked_where_it_is_written() {
+        let base = "[environments.production]\nprotected = true\n[databases.bookings]\nlisten = \"127.0.0.1:6432\"\nenvironment = \"production\"\n";
+        let ok = parse(&format!(
+            "{base}url = \"postgres://app@db:5433/bookings\"\n"
+        ))
+        .unwrap();
+        let url = DbUrl::parse(&ok.databases["bookings"].url).unwrap();
+        assert_eq!(
+            (
+                url.user.as_str(),
+                url.host.as_str(),
+                url.port,
+                url.database.as_str()
+            ),
+            ("app", "db", 5433, "bookings")
+        );
+        for (url, expect) in [
+            (
+                "postgres://app:hunter2@db/bookings",
+                "must not hold a password",
+            ),
+            (
+                "mysql://app:hunter2@db/bookings",
+                "must start with postgres://",
+            ),
+            ("postgres://db/bookings", "must name the database user"),
+            ("postgres://app@db", "must name the database"),
+        ] {
+            let e = parse(&format!("{base}url = \"{url}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("airlock.toml:3:"), "{e}");
+            assert!(e.contains(expect), "{url}: {e}");
+            assert!(
+                !e.contains("hunter2"),
+                "the error repeats the password: {e}"
+            );
+        }
+        let e = parse(&format!(
+            "{base}url = \"postgres://app@db/b\"\ntls_cert = \"c.pem\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`tls_cert` and `tls_key`"), "{e}");
     }
 
     #[test]
