@@ -47,36 +47,8 @@ async fn a_human_approves_in_the_browser_and_the_agents_retry_succeeds() {
     )
     .ok();
     let totp = h.enrol_totp("alice");
-    let human = h
-        .run(&[
-            "token",
-            "issue",
-            "--identity",
-            "alice",
-            "--env",
-            "production",
-            "--allow",
-            "read",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
-    let agent = h
-        .run(&[
-            "token",
-            "issue",
-            "--identity",
-            "prod-bot",
-            "--env",
-            "production",
-            "--allow",
-            "read,write,destructive",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let human = h.issue_token("alice", "production", "read");
+    let agent = h.issue_token("prod-bot", "production", "read,write,destructive");
 
     let serve = Serving::start(&h);
     let (admin, proxy) = (serve.admin(), serve.proxy());

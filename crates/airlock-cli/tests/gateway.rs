@@ -51,23 +51,6 @@ fn incident_home(cloud: SocketAddr) -> Home {
     h
 }
 
-fn token(h: &Home, identity: &str, env: &str, allow: &str) -> String {
-    h.run(&[
-        "token",
-        "issue",
-        "--identity",
-        identity,
-        "--env",
-        env,
-        "--allow",
-        allow,
-    ])
-    .ok()
-    .stdout
-    .trim()
-    .to_string()
-}
-
 const DELETE: &str = "mutation Delete($id: ID!) { volumeDelete(volumeId: $id) }";
 const READ: &str = "query Read($id: ID!) { volume(id: $id) { id size } }";
 
@@ -75,8 +58,8 @@ const READ: &str = "query Read($id: ID!) { volume(id: $id) { id size } }";
 async fn the_incident_replayed_is_stopped_and_normal_work_still_flows() {
     let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
     let h = incident_home(cloud.addr);
-    let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
-    let production = token(&h, "prod-bot", "production", "read,write,destructive");
+    let staging = h.issue_token("stage-bot", "staging", "read,write,destructive");
+    let production = h.issue_token("prod-bot", "production", "read,write,destructive");
     let gw = Serving::start(&h);
     let mut seen = String::new();
 
@@ -297,7 +280,7 @@ async fn an_invalid_policy_on_reload_is_rejected_and_the_last_good_one_keeps_ser
     let text = std::fs::read_to_string(&cfg).unwrap() + "\n[policies]\nfiles = [\"extra.cedar\"]\n";
     std::fs::write(&cfg, text).unwrap();
     h.run(&["policy", "check"]).ok();
-    let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
+    let staging = h.issue_token("stage-bot", "staging", "read,write,destructive");
     let gw = Serving::start(&h);
     let del = |id: &'static str| {
         graphql(
@@ -371,7 +354,7 @@ fn serve_without_upstreams_says_what_to_add() {
 async fn http2_bodies_too_large_to_classify_and_uncatalogued_resources() {
     let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
     let h = incident_home(cloud.addr);
-    let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
+    let staging = h.issue_token("stage-bot", "staging", "read,write,destructive");
     let gw = Serving::start(&h);
 
     // HTTP/2 (prior knowledge) is served and decided like HTTP/1.1.
@@ -469,7 +452,7 @@ async fn http2_bodies_too_large_to_classify_and_uncatalogued_resources() {
 #[test]
 fn policy_explain_shows_the_decision_and_the_deciding_policies_without_forwarding() {
     let h = incident_home("127.0.0.1:9".parse().unwrap());
-    let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
+    let staging = h.issue_token("stage-bot", "staging", "read,write,destructive");
     let doc = h.path().join("delete.json");
     std::fs::write(
         &doc,
@@ -554,7 +537,7 @@ async fn upstreams_over_tls_are_verified_against_the_configured_ca() {
         ),
     );
     std::fs::write(&cfg, text).unwrap();
-    let staging = token(&h, "stage-bot", "staging", "read,write,destructive");
+    let staging = h.issue_token("stage-bot", "staging", "read,write,destructive");
     let gw = Serving::start(&h);
     let r = graphql(
         gw.proxy(),
@@ -610,7 +593,7 @@ async fn upstreams_over_tls_are_verified_against_the_configured_ca() {
 async fn shutdown_drains_a_request_in_flight() {
     let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
     let h = incident_home(cloud.addr);
-    let staging = token(&h, "stage-bot", "staging", "read");
+    let staging = h.issue_token("stage-bot", "staging", "read");
     let gw = Serving::start(&h);
     let body = serde_json::json!({ "query": READ, "variables": { "id": "vol-stg-1" } }).to_string();
     let proxy = gw.proxy();
@@ -674,52 +657,10 @@ async fn a_human_with_a_second_factor_approves_exactly_one_execution() {
     .ok();
     let alice_totp = h.enrol_totp("alice");
     let bob_totp = h.enrol_totp("bob");
-    let bot = token(&h, "prod-bot", "production", "read,write,destructive");
-    let alice = h
-        .run(&[
-            "token",
-            "issue",
-            "--identity",
-            "alice",
-            "--env",
-            "production",
-            "--allow",
-            "read,write,destructive",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
-    let bob = h
-        .run(&[
-            "token",
-            "issue",
-            "--identity",
-            "bob",
-            "--env",
-            "production",
-            "--allow",
-            "read",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
-    let ci = h
-        .run(&[
-            "token",
-            "issue",
-            "--identity",
-            "ci",
-            "--env",
-            "production",
-            "--allow",
-            "read",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let bot = h.issue_token("prod-bot", "production", "read,write,destructive");
+    let alice = h.issue_token("alice", "production", "read,write,destructive");
+    let bob = h.issue_token("bob", "production", "read");
+    let ci = h.issue_token("ci", "production", "read");
     let gw = Serving::start(&h);
     let vars = serde_json::json!({"id": "vol-prod-bookings"});
 
@@ -957,7 +898,7 @@ async fn approval_requests_are_announced_to_slack_and_a_signed_webhook() {
             rx.addr
         );
     std::fs::write(&cfg, text).unwrap();
-    let bot = token(&h, "prod-bot", "production", "read,write,destructive");
+    let bot = h.issue_token("prod-bot", "production", "read,write,destructive");
     let gw = Serving::start(&h);
     let r = graphql(
         gw.proxy(),
@@ -1041,37 +982,9 @@ async fn second_factors_lock_after_repeated_guesses_and_approvers_need_the_envir
     h.run(&["identity", "add", "carol", "--kind", "human"]).ok();
     let bob_totp = h.enrol_totp("bob");
     let carol_totp = h.enrol_totp("carol");
-    let bot = token(&h, "prod-bot", "production", "read,write,destructive");
-    let bob = h
-        .run(&[
-            "token",
-            "issue",
-            "--identity",
-            "bob",
-            "--env",
-            "production",
-            "--allow",
-            "read",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
-    let carol = h
-        .run(&[
-            "token",
-            "issue",
-            "--identity",
-            "carol",
-            "--env",
-            "staging",
-            "--allow",
-            "read",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let bot = h.issue_token("prod-bot", "production", "read,write,destructive");
+    let bob = h.issue_token("bob", "production", "read");
+    let carol = h.issue_token("carol", "staging", "read");
     let gw = Serving::start(&h);
     // A token in the query string never reaches the audit log.
     let path = format!("/cloud/graphql?access_token={bot}");
@@ -1135,22 +1048,8 @@ async fn a_held_request_goes_through_when_a_human_approves_while_it_waits() {
     let text = std::fs::read_to_string(&cfg).unwrap() + "\n[approvals]\nhold = \"20s\"\n";
     std::fs::write(&cfg, text).unwrap();
     let alice_totp = h.enrol_totp("alice");
-    let bot = token(&h, "prod-bot", "production", "read,write,destructive");
-    let alice = h
-        .run(&[
-            "token",
-            "issue",
-            "--identity",
-            "alice",
-            "--env",
-            "production",
-            "--allow",
-            "read",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let bot = h.issue_token("prod-bot", "production", "read,write,destructive");
+    let alice = h.issue_token("alice", "production", "read");
     let gw = Serving::start(&h);
     let proxy = gw.proxy();
     let held = tokio::spawn(async move {
@@ -1205,22 +1104,8 @@ async fn an_approval_binds_the_body_even_when_http2_streams_it_without_a_length(
         );
     std::fs::write(&cfg, text).unwrap();
     let alice_totp = h.enrol_totp("alice");
-    let bot = token(&h, "prod-bot", "production", "read,write,destructive");
-    let alice = h
-        .run(&[
-            "token",
-            "issue",
-            "--identity",
-            "alice",
-            "--env",
-            "production",
-            "--allow",
-            "read",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let bot = h.issue_token("prod-bot", "production", "read,write,destructive");
+    let alice = h.issue_token("alice", "production", "read");
     let gw = Serving::start(&h);
     let send = |body: &'static str| {
         airlock_testkit::client::send_h2_streamed(
@@ -1268,7 +1153,7 @@ async fn the_upstream_gets_the_sealed_secret_and_none_of_the_agents_token_hop_or
             rules.display()
         );
     std::fs::write(&cfg, text).unwrap();
-    let t = token(&h, "stage-bot", "staging", "read");
+    let t = h.issue_token("stage-bot", "staging", "read");
     let gw = Serving::start(&h);
 
     let r = airlock_testkit::client::send_with(

@@ -42,20 +42,7 @@ fn home_with(db_name: &str, server: &Server, database: &str, env: &str, extra: &
 }
 
 fn token(h: &Home, env: &str, allow: &str) -> String {
-    h.run(&[
-        "token",
-        "issue",
-        "--identity",
-        "db-bot",
-        "--env",
-        env,
-        "--allow",
-        allow,
-    ])
-    .ok()
-    .stdout
-    .trim()
-    .to_string()
+    h.issue_token("db-bot", env, allow)
 }
 
 async fn connect(addr: SocketAddr, db: &str, token: &str) -> Result<Client, tokio_postgres::Error> {
@@ -861,21 +848,7 @@ async fn a_human_approval_lets_exactly_that_statement_run_once() {
         .unwrap();
     let totp = h.enrol_totp("alice");
     let agent_token = token(&h, "production", "read,write,destructive");
-    let alice = h
-        .run(&[
-            "token",
-            "issue",
-            "--identity",
-            "alice",
-            "--env",
-            "production",
-            "--allow",
-            "read",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let alice = h.issue_token("alice", "production", "read");
     let gw = Serving::start(&h);
     let agent = connect(gw.database("bookings"), "bookings", &agent_token)
         .await

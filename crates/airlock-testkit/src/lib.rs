@@ -85,6 +85,25 @@ impl Home {
         self.run_with_env(args, stdin, &[])
     }
 
+    /// Issues a token for `identity` in `env` allowing `allow` (e.g. `read,write`); returns the
+    /// token, which the command prints alone on stdout.
+    pub fn issue_token(&self, identity: &str, env: &str, allow: &str) -> String {
+        self.run(&[
+            "token",
+            "issue",
+            "--identity",
+            identity,
+            "--env",
+            env,
+            "--allow",
+            allow,
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+    }
+
     /// Enrols `name`'s second factor and returns it, as the human's authenticator app holds it.
     pub fn enrol_totp(&self, name: &str) -> airlock_approval::totp::TotpSecret {
         let r = self.run(&["identity", "totp", name, "--json"]).ok();
