@@ -693,32 +693,29 @@ async fn clients_can_connect_with_verified_tls() {
     let t = token(&h, "staging", "read");
     let gw = Serving::start(&h);
     let addr = gw.database("bookings");
-    let out = Command::new("psql")
-        .args(["-X", "-A", "-t", "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"])
-        .arg(format!(
-            "host=localhost hostaddr={} port={} user=db-bot dbname=bookings sslmode=verify-full sslrootcert={}",
-            addr.ip(),
-            addr.port(),
-            h.path().join("door.crt").display()
-        ))
-        .env("PGPASSWORD", &t)
-        .output()
-        .unwrap();
+    // psql over TLS, verifying the door's certificate against `root`.
+    let psql_tls = |root: &str, sql: &str| {
+        Command::new("psql")
+            .args(["-X", "-A", "-t", "-c", sql])
+            .arg(format!(
+                "host=localhost hostaddr={} port={} user=db-bot dbname=bookings sslmode=verify-full sslrootcert={}",
+                addr.ip(),
+                addr.port(),
+                h.path().join(root).display()
+            ))
+            .env("PGPASSWORD", &t)
+            .output()
+            .unwrap()
+    };
+    let out = psql_tls(
+        "door.crt",
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     // The door terminates the client's TLS; its own hop to this loopback database is plain.
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "f");
-    let out = Command::new("psql")
-        .args(["-X", "-A", "-t", "-c", "SELECT 1"])
-        .arg(format!(
-            "host=localhost hostaddr={} port={} user=db-bot dbname=bookings sslmode=verify-full sslrootcert={}",
-            addr.ip(),
-            addr.port(),
-            h.path().join("other.crt").display()
-        ))
-        .env("PGPASSWORD", &t)
-        .output()
-        .unwrap();
+    let out = psql_tls("other.crt", "SELECT 1");
     assert!(
         !out.status.success(),
         "psql accepted a certificate it does not trust"

@@ -334,20 +334,6 @@ fn scan_file(
     let mut head = [0u8; 512];
     let n = read_head(&mut file, &mut head);
     let kind = Kind::sniff(&head[..n]);
-    if kind == Kind::Zip {
-        let budget = Budget::new(opts.limits);
-        let mut ctx = Ctx {
-            scanner,
-            limits: opts.limits,
-            budget: &budget,
-            report,
-            top: name.clone(),
-        };
-        if file.rewind().is_ok() {
-            ctx.zip(file, &name, 1);
-        }
-        return ctx.report;
-    }
     if kind != Kind::Text {
         let budget = Budget::new(opts.limits);
         let mut ctx = Ctx {
@@ -357,7 +343,13 @@ fn scan_file(
             report,
             top: name.clone(),
         };
-        ctx.stream(&mut Cursor::new(head[..n].to_vec()).chain(file), &name, 0);
+        if kind == Kind::Zip {
+            if file.rewind().is_ok() {
+                ctx.zip(file, &name, 1);
+            }
+        } else {
+            ctx.stream(&mut Cursor::new(head[..n].to_vec()).chain(file), &name, 0);
+        }
         return ctx.report;
     }
     let origin = origin_for(&name);
