@@ -6,6 +6,7 @@
 //! leave a change without its audit record or a record of a change that did not happen.
 
 mod model;
+mod signal;
 mod sqlite;
 
 pub use model::{

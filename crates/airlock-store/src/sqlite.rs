@@ -4,6 +4,7 @@ use crate::model::{
     ApprovalRecord, ApprovalState, AuditFilter, Identity, ResourceRecord, SecretInfo, SecretRecord,
     TokenRecord, TotpRecord, UnmanagedCredential,
 };
+use crate::signal::Signal;
 use crate::{Store, StoreError};
 use airlock_audit::{verify_chain, Actor, AuditEvent, AuditRecord, ChainError, GENESIS};
 use airlock_core::{EnvName, IdentityKind, Name, OpClassSet, Outcome};
@@ -182,6 +183,8 @@ pub struct SqliteStore {
     // A std Mutex: rusqlite calls are synchronous and no await happens while it is held.
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The cross-process change signal (None in memory, or when its file cannot be opened).
+    signal: Option<Signal>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -287,9 +290,15 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", i as u32 + 1)?;
             tx.commit()?;
         }
+        let signal = if path.as_os_str() == ":memory:" {
+            None
+        } else {
+            Signal::open(&path)
+        };
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
+            signal,
         })
     }
 
@@ -312,9 +321,35 @@ impl SqliteStore {
         // IMMEDIATE takes the write lock up front, so two processes appending audit records
         // serialise on the chain head instead of failing on upgrade.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let before = auth_epoch(&tx)?;
         let out = f(&tx)?;
+        let after = auth_epoch(&tx)?;
         tx.commit()?;
+        // After the commit, never before: a reader that sees the signal must find the change.
+        if after != before {
+            if let Some(s) = &self.signal {
+                s.publish(after);
+            }
+        }
         Ok(out)
+    }
+
+    fn epoch_from_sqlite(&self) -> Result<u64, StoreError> {
+        auth_epoch(&self.lock())
+    }
+}
+
+fn auth_epoch(conn: &Connection) -> Result<u64, StoreError> {
+    // Cached: this runs for every write transaction and every token check the signal cannot answer.
+    let mut stmt = conn.prepare_cached("SELECT epoch FROM auth_epoch WHERE id = 1")?;
+    let epoch: i64 = stmt.query_row([], |r| r.get(0))?;
+    Ok(epoch as u64)
+}
+
+impl SqliteStore {
+    #[cfg(test)]
+    fn signal_path(&self) -> PathBuf {
+        crate::signal::path_for(&self.path)
     }
 }
 
@@ -1407,11 +1442,11 @@ impl Store for SqliteStore {
     }
 
     fn change_marker(&self) -> Result<u64, StoreError> {
-        let conn = self.lock();
-        // Cached: this runs on every token check, and preparing costs more than running it.
-        let mut stmt = conn.prepare_cached("SELECT epoch FROM auth_epoch WHERE id = 1")?;
-        let epoch: i64 = stmt.query_row([], |r| r.get(0))?;
-        Ok(epoch as u64)
+        // Runs on every token check: the signal file answers unless something changed.
+        match &self.signal {
+            Some(s) => s.epoch(|| self.epoch_from_sqlite()),
+            None => self.epoch_from_sqlite(),
+        }
     }
 }
 
@@ -1453,6 +1488,49 @@ mod tests {
             created_by: "test".into(),
             disabled_at: None,
         }
+    }
+
+    #[test]
+    fn another_handle_sees_a_change_at_once_and_a_hand_edit_within_the_backstop() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("airlock.db");
+        let gateway = SqliteStore::open(&db).unwrap();
+        let cli = SqliteStore::open(&db).unwrap();
+        let m0 = gateway.change_marker().unwrap();
+        assert_eq!(gateway.change_marker().unwrap(), m0);
+
+        cli.insert_identity(&human("alice"), ev("identity.add"))
+            .unwrap();
+        let m1 = gateway.change_marker().unwrap();
+        assert_ne!(
+            m1, m0,
+            "a change through the store is seen on the very next check"
+        );
+
+        // Audit appends are not auth changes: they neither bump the epoch nor the signal.
+        let signal = std::fs::read(gateway.signal_path()).unwrap();
+        cli.append_audit(ev("x")).unwrap();
+        assert_eq!(std::fs::read(gateway.signal_path()).unwrap(), signal);
+        assert_eq!(gateway.change_marker().unwrap(), m1);
+
+        // A hand edit bypasses the signal; the backstop still catches it.
+        let raw = Connection::open(&db).unwrap();
+        raw.execute("UPDATE identities SET purpose = 'edited'", [])
+            .unwrap();
+        std::thread::sleep(crate::signal::BACKSTOP + std::time::Duration::from_millis(20));
+        assert_ne!(gateway.change_marker().unwrap(), m1);
+    }
+
+    #[test]
+    fn the_signal_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("airlock.db")).unwrap();
+        let mode = std::fs::metadata(s.signal_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0);
     }
 
     #[test]

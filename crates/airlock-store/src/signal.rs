@@ -1,0 +1,174 @@
+//! A cheap cross-process "auth data changed" signal beside the SQLite file.
+//!
+//! Every token check asks the store whether identities, tokens or the catalog changed since the
+//! verification cache was filled (`auth_epoch`, bumped by triggers). Asking SQLite costs a read
+//! transaction (shared-memory locks, a `fcntl`, a B-tree lookup) on every request. Instead, every
+//! process that commits a change to `auth_epoch` through this store writes the new epoch into a
+//! small file next to the database *after* the commit, and readers compare 8 bytes read with
+//! `pread` against what they saw last; only when those bytes change do they read SQLite.
+//!
+//! Why this keeps revocation immediate: the signal is written after the commit, so a reader that
+//! sees the new signal and then reads SQLite sees the committed change; a reader that still sees
+//! the old signal is ordered before the revocation finished (the CLI reports success only after
+//! the signal is written). What it does not see at once: a change committed by something other
+//! than this store (a hand edit with `sqlite3`), or a process killed between its commit and its
+//! signal. For those, readers also read SQLite at least every [`BACKSTOP`], so the window is
+//! bounded. A signal file that cannot be read falls back to reading SQLite every time.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Longest a reader trusts an unchanged signal before reading SQLite anyway.
+pub const BACKSTOP: Duration = Duration::from_millis(100);
+
+/// The signal file of the store at `db`: `<db>-epoch`, beside SQLite's own `-wal` and `-shm`.
+pub fn path_for(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-epoch");
+    PathBuf::from(p)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// The signal's bytes when SQLite was last read.
+    signal: u64,
+    /// The epoch SQLite reported then.
+    epoch: u64,
+    /// When SQLite was last read.
+    at: Instant,
+}
+
+/// One process's handle on the signal file.
+#[derive(Debug)]
+pub struct Signal {
+    file: File,
+    seen: Mutex<Option<Seen>>,
+}
+
+impl Signal {
+    /// Opens (creating, mode 0600) the signal file for the store at `db`; None when it cannot be
+    /// opened, in which case callers read SQLite every time.
+    pub fn open(db: &Path) -> Option<Signal> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = path_for(db);
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(file) => Some(Signal {
+                file,
+                seen: Mutex::new(None),
+            }),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open the change signal; token checks will read the store every time");
+                None
+            }
+        }
+    }
+
+    /// The signal's current value; None when it cannot be read (the caller then reads SQLite).
+    fn read(&self) -> Option<u64> {
+        let mut b = [0u8; 8];
+        match self.file.read_at(&mut b, 0) {
+            Ok(8) => Some(u64::from_le_bytes(b)),
+            // A file nobody has written yet: a distinct value that the first publish changes.
+            Ok(0) => Some(u64::MAX),
+            // A short read (torn by a concurrent write) or an error: do not trust it.
+            _ => None,
+        }
+    }
+
+    /// Announces that `epoch` was committed. Called after the commit, never before.
+    pub fn publish(&self, epoch: u64) {
+        if let Err(e) = self.file.write_all_at(&epoch.to_le_bytes(), 0) {
+            // Readers still catch the change within BACKSTOP.
+            tracing::warn!(error = %e, "cannot write the change signal");
+        }
+    }
+
+    /// The current epoch: from what was seen last while the signal is unchanged and younger than
+    /// [`BACKSTOP`], otherwise from `read_store` (which reads SQLite).
+    pub fn epoch<E>(&self, read_store: impl FnOnce() -> Result<u64, E>) -> Result<u64, E> {
+        let signal = self.read();
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(s), Some(v)) = (*seen, signal) {
+            if s.signal == v && now.duration_since(s.at) < BACKSTOP {
+                return Ok(s.epoch);
+            }
+        }
+        // Read the signal before SQLite: a change published between the two reads is then
+        // either in what SQLite returns or makes the next signal read differ.
+        let epoch = read_store()?;
+        *seen = signal.map(|signal| Seen {
+            signal,
+            epoch,
+            at: now,
+        });
+        Ok(epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn fresh() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("airlock.db");
+        (dir, db)
+    }
+
+    #[test]
+    fn an_unchanged_signal_answers_without_reading_the_store() {
+        let (_d, db) = fresh();
+        let s = Signal::open(&db).unwrap();
+        let reads = Cell::new(0);
+        let store = || -> Result<u64, ()> {
+            reads.set(reads.get() + 1);
+            Ok(7)
+        };
+        assert_eq!(s.epoch(store), Ok(7));
+        assert_eq!(s.epoch(store), Ok(7));
+        assert_eq!(s.epoch(store), Ok(7));
+        assert_eq!(reads.get(), 1);
+    }
+
+    #[test]
+    fn a_publish_by_another_handle_makes_the_next_check_read_the_store() {
+        let (_d, db) = fresh();
+        let reader = Signal::open(&db).unwrap();
+        let writer = Signal::open(&db).unwrap();
+        assert_eq!(reader.epoch(|| Ok::<_, ()>(1)), Ok(1));
+        writer.publish(2);
+        assert_eq!(reader.epoch(|| Ok::<_, ()>(2)), Ok(2));
+        // And the new value is then trusted.
+        assert_eq!(reader.epoch(|| Err::<u64, ()>(())), Ok(2));
+    }
+
+    #[test]
+    fn a_stale_signal_is_not_trusted_past_the_backstop() {
+        let (_d, db) = fresh();
+        let s = Signal::open(&db).unwrap();
+        assert_eq!(s.epoch(|| Ok::<_, ()>(1)), Ok(1));
+        std::thread::sleep(BACKSTOP + Duration::from_millis(20));
+        // A hand edit bumped the epoch without publishing: caught by the backstop.
+        assert_eq!(s.epoch(|| Ok::<_, ()>(5)), Ok(5));
+    }
+
+    #[test]
+    fn store_errors_are_passed_on_and_not_remembered() {
+        let (_d, db) = fresh();
+        let s = Signal::open(&db).unwrap();
+        assert_eq!(s.epoch(|| Err::<u64, &str>("down")), Err("down"));
+        assert_eq!(s.epoch(|| Ok::<_, &str>(3)), Ok(3));
+    }
+}
