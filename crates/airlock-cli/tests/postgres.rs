@@ -912,3 +912,95 @@ async fn a_human_approval_lets_exactly_that_statement_run_once() {
     gw.stop();
     server.drop_database(&database).await;
 }
+
+/// Inside a transaction block a write's record may be committed with the session's next flush
+/// instead of before the write is forwarded, but never after the COMMIT: a gateway killed the
+/// moment COMMIT returns still has the record of every write that transaction made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_transaction_s_writes_are_all_audited_even_if_the_gateway_dies_at_once() {
+    let (server, database, direct, h) = seeded("txaudit", "staging", "").await;
+    // Records nobody waits for sit in the writer for up to a second: only the door's wait
+    // before COMMIT can put the writes' records on disk before the kill.
+    let cfg = h.path().join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[gateway]\n", "[gateway]\naudit_linger = \"1s\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let t = token(&h, "staging", "read,write");
+    let gw = Serving::start(&h);
+    let agent = connect(gw.database("bookings"), "bookings", &t)
+        .await
+        .unwrap();
+
+    agent.batch_execute("BEGIN").await.unwrap();
+    for id in 1..=3 {
+        agent
+            .simple_query(&format!(
+                "UPDATE bookings SET nights = nights + 100 WHERE id = {id}"
+            ))
+            .await
+            .unwrap();
+    }
+    for id in 4..=6i32 {
+        agent
+            .execute(
+                "UPDATE bookings SET nights = nights + 100 WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        int(&agent, "SELECT count(*) FROM bookings WHERE nights >= 100").await,
+        6,
+        "the transaction sees its own writes"
+    );
+    agent.batch_execute("COMMIT").await.unwrap();
+    // SIGKILL, no drain: whatever is not on disk now is lost.
+    drop(gw);
+
+    assert_eq!(
+        int(&direct, "SELECT count(*) FROM bookings WHERE nights >= 100").await,
+        6,
+        "the transaction committed"
+    );
+    let updates = audit(&h)
+        .into_iter()
+        .filter(|r| {
+            r["details"]["door"] == "postgres"
+                && r["decision"] == "allow"
+                && r["details"]["statement"] == "UPDATE"
+        })
+        .count();
+    assert_eq!(updates, 6, "every committed write has its audit record");
+    h.run(&["audit", "verify"]).ok();
+
+    // A transaction the client abandons never commits, whatever its records' fate.
+    let gw = Serving::start(&h);
+    let agent = connect(gw.database("bookings"), "bookings", &t)
+        .await
+        .unwrap();
+    agent.batch_execute("BEGIN").await.unwrap();
+    agent
+        .batch_execute("UPDATE bookings SET nights = 50 WHERE id = 8")
+        .await
+        .unwrap();
+    drop(gw);
+    drop(agent);
+    // Taking the row lock waits until the server has ended the abandoned transaction.
+    direct
+        .batch_execute("SET lock_timeout = '20s'; UPDATE bookings SET nights = nights WHERE id = 8")
+        .await
+        .unwrap();
+    assert_eq!(
+        int(&direct, "SELECT nights::int8 FROM bookings WHERE id = 8").await,
+        1,
+        "the abandoned update was rolled back"
+    );
+    server.drop_database(&database).await;
+}
+
+/// The one integer a query returns.
+async fn int(c: &Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).await.unwrap().get(0)
+}

@@ -21,8 +21,12 @@ use tokio::sync::{mpsc, oneshot};
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// How long a batch of reads' records may wait for company before it is committed.
+/// How long a batch of reads' records may wait for company before it is committed, unless
+/// `gateway.audit_linger` says otherwise.
 pub const LINGER: Duration = Duration::from_millis(2);
+
+/// The longest linger the writer accepts: past it, too many reads' records could be lost.
+pub const MAX_LINGER: Duration = Duration::from_secs(1);
 
 /// A batch at least this large is committed without lingering: its commit is already shared.
 const LINGER_BELOW: usize = 128;
@@ -30,6 +34,22 @@ const LINGER_BELOW: usize = 128;
 struct Job {
     event: AuditEvent,
     ack: Option<oneshot::Sender<Result<u64, String>>>,
+    /// Someone waits for this commit now: do not linger.
+    urgent: bool,
+}
+
+/// A record queued by [`AuditWriter::append_deferred`]: resolves once it is committed.
+#[derive(Debug)]
+pub struct Pending(oneshot::Receiver<Result<u64, String>>);
+
+impl Pending {
+    /// Waits for the commit; the record's sequence number, or why it could not be written.
+    pub async fn wait(self) -> Result<u64, AuditError> {
+        self.0
+            .await
+            .map_err(|_| AuditError("audit writer stopped".into()))?
+            .map_err(AuditError)
+    }
 }
 
 /// Why a durable audit append failed; the caller must refuse the operation.
@@ -65,7 +85,11 @@ impl AuditWriter {
     /// Starts the writer thread over `store` (give it a connection of its own, so its fsyncs
     /// never hold up token checks). The thread ends when every handle is dropped, after writing
     /// what is queued.
-    pub fn start(store: Arc<dyn Store>) -> (AuditWriter, std::thread::JoinHandle<()>) {
+    pub fn start(
+        store: Arc<dyn Store>,
+        linger: Duration,
+    ) -> (AuditWriter, std::thread::JoinHandle<()>) {
+        let linger = linger.min(MAX_LINGER);
         let (tx, mut rx) = mpsc::channel::<Job>(8192);
         let handle = std::thread::Builder::new()
             .name("airlock-audit".into())
@@ -73,10 +97,11 @@ impl AuditWriter {
                 while let Some(first) = rx.blocking_recv() {
                     let mut jobs = vec![first];
                     drain(&mut rx, &mut jobs);
-                    if jobs.len() < LINGER_BELOW && jobs.iter().all(|j| j.ack.is_none()) {
-                        // Only reads, already forwarded: let more records join this commit. A
-                        // durable append unparks at once (also when it raced with this check).
-                        std::thread::park_timeout(LINGER);
+                    if jobs.len() < LINGER_BELOW && jobs.iter().all(|j| !j.urgent) {
+                        // Nobody waits yet (reads already forwarded, deferred writes): let more
+                        // records join this commit. A durable append or a flush unparks at once
+                        // (also when it raced with this check).
+                        std::thread::park_timeout(linger);
                         drain(&mut rx, &mut jobs);
                     }
                     let (events, acks): (Vec<_>, Vec<_>) =
@@ -116,25 +141,47 @@ impl AuditWriter {
 
     /// Appends and waits until the record is committed; returns its sequence number.
     pub async fn append_durable(&self, event: AuditEvent) -> Result<u64, AuditError> {
+        let pending = self.queue_acked(event, true).await?;
+        self.writer.unpark();
+        pending.wait().await
+    }
+
+    async fn queue_acked(&self, event: AuditEvent, urgent: bool) -> Result<Pending, AuditError> {
         let (ack, rx) = oneshot::channel();
+        let job = Job {
+            event,
+            ack: Some(ack),
+            urgent,
+        };
         self.tx
-            .send(Job {
-                event,
-                ack: Some(ack),
-            })
+            .send(job)
             .await
             .map_err(|_| AuditError("audit writer stopped".into()))?;
-        self.writer.unpark();
-        rx.await
-            .map_err(|_| AuditError("audit writer stopped".into()))?
-            .map_err(AuditError)
+        Ok(Pending(rx))
     }
 
     /// Queues a record without waiting for the commit (waits only if the queue is full, so a
     /// flood slows callers instead of dropping records).
     pub async fn append(&self, event: AuditEvent) {
-        if self.tx.send(Job { event, ack: None }).await.is_err() {
+        let job = Job {
+            event,
+            ack: None,
+            urgent: false,
+        };
+        if self.tx.send(job).await.is_err() {
             tracing::error!("audit writer stopped; a record was lost");
         }
+    }
+
+    /// Queues a record that must be committed before the caller lets its effect become
+    /// permanent, without waking the writer: the caller later calls [`AuditWriter::flush`] and
+    /// waits on the [`Pending`] before that point (the PostgreSQL door, before a COMMIT).
+    pub async fn append_deferred(&self, event: AuditEvent) -> Result<Pending, AuditError> {
+        self.queue_acked(event, false).await
+    }
+
+    /// Makes the writer commit what is queued now instead of lingering.
+    pub fn flush(&self) {
+        self.writer.unpark();
     }
 }

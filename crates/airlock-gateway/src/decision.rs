@@ -4,7 +4,7 @@
 //! back a [`Verdict`] and renders it in its own idiom (HTTP 403 + JSON, a PostgreSQL
 //! ErrorResponse). Nothing here knows about HTTP or SQL, so every door enforces the same rules.
 
-use crate::audit_writer::AuditWriter;
+use crate::audit_writer::{AuditError, AuditWriter, Pending};
 use crate::runtime::{Runtime, UpstreamRt};
 use airlock_audit::{Actor, AuditEvent};
 use airlock_authority::{Authority, Claims, VerifyError};
@@ -73,6 +73,15 @@ pub struct Verdict {
     pub unauthenticated: bool,
     /// The approval request this decision waits for, or the grant it used: id and expiry.
     pub approval: Option<(String, time::OffsetDateTime)>,
+}
+
+/// Fail closed: an operation whose record cannot be written does not happen.
+pub fn audit_unavailable(mut v: Verdict, e: &AuditError) -> Verdict {
+    v.outcome = Outcome::Deny;
+    v.code = "audit_unavailable".into();
+    v.reason = format!("refused because {e}");
+    v.hint = "retry shortly; tell the Airlock operator if it persists".into();
+    v
 }
 
 /// The shared decision service.
@@ -213,7 +222,34 @@ impl Decider {
 
     /// Decides a request and audits the decision: durably before answering for anything that is
     /// not an allowed read; an allowed read's record is queued and follows in the next batch.
-    pub async fn decide(&self, rt: &Runtime, mut req: DoorRequest<'_>) -> Verdict {
+    pub async fn decide(&self, rt: &Runtime, req: DoorRequest<'_>) -> Verdict {
+        self.decide_with(rt, req, false).await.0
+    }
+
+    /// Like [`Decider::decide`], except that an allowed write's record is only queued: the
+    /// returned [`Pending`] resolves when it is committed. For a door that can hold back the
+    /// write's effect from becoming permanent until then (the PostgreSQL door inside a
+    /// transaction block, which waits before forwarding anything that could commit); its
+    /// record still precedes, in the chain, anything the door forwards after that wait.
+    pub async fn decide_deferring_writes(
+        &self,
+        rt: &Runtime,
+        req: DoorRequest<'_>,
+    ) -> (Verdict, Option<Pending>) {
+        self.decide_with(rt, req, true).await
+    }
+
+    /// Wakes the audit writer so deferred records are committed now.
+    pub fn flush_audit(&self) {
+        self.audit.flush();
+    }
+
+    async fn decide_with(
+        &self,
+        rt: &Runtime,
+        mut req: DoorRequest<'_>,
+        defer_writes: bool,
+    ) -> (Verdict, Option<Pending>) {
         let started = Instant::now();
         let now = self.clock.now();
         let class = req.classification.class();
@@ -318,22 +354,27 @@ impl Decider {
             reason: verdict.reason.clone(),
             details,
         };
+        let mut pending = None;
         if verdict.outcome == Outcome::Allow && class == OpClass::Read {
             self.audit.append(event).await;
+        } else if defer_writes && verdict.outcome == Outcome::Allow && class == OpClass::Write {
+            match self.audit.append_deferred(event).await {
+                Ok(p) => pending = Some(p),
+                Err(e) => {
+                    tracing::error!(error = %e, "refusing: audit unavailable");
+                    verdict = audit_unavailable(verdict, &e);
+                }
+            }
         } else {
             match self.audit.append_durable(event).await {
                 Ok(seq) => verdict.audit_seq = Some(seq),
                 Err(e) => {
-                    // Fail closed: an operation whose record cannot be written does not happen.
                     tracing::error!(error = %e, "refusing: audit unavailable");
-                    verdict.outcome = Outcome::Deny;
-                    verdict.code = "audit_unavailable".into();
-                    verdict.reason = format!("refused because {e}");
-                    verdict.hint = "retry shortly; tell the Airlock operator if it persists".into();
+                    verdict = audit_unavailable(verdict, &e);
                 }
             }
         }
-        verdict
+        (verdict, pending)
     }
 
     /// Evaluates policy for every operation without auditing: the dry run behind

@@ -143,7 +143,8 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
     if runtime.upstreams.is_empty() && runtime.databases.is_empty() {
         return Err(GatewayError::NoUpstreams);
     }
-    let (audit, audit_thread) = audit_writer::AuditWriter::start(audit_store);
+    let (audit, audit_thread) =
+        audit_writer::AuditWriter::start(audit_store, config.gateway.audit_linger.0);
     let gw = &runtime.config.gateway;
     let max_conn = gw.max_connections.max(1);
     let grace = gw.shutdown_grace.0;

@@ -110,6 +110,11 @@ pub enum Frontend<'a> {
         /// Its name.
         name: &'a str,
     },
+    /// `E`: runs portal `portal` (empty: the unnamed portal).
+    Execute {
+        /// Portal name.
+        portal: &'a str,
+    },
     /// `F`: a fast-path function call, which runs code without SQL.
     FunctionCall,
     /// `p`: a password (or SASL response) during authentication.
@@ -150,6 +155,11 @@ pub fn decode(msg: &[u8]) -> Result<Frontend<'_>, WireError> {
                 kind,
                 name: r.cstr()?,
             }
+        }
+        b'E' => {
+            let portal = r.cstr()?;
+            r.bytes(4)?;
+            Frontend::Execute { portal }
         }
         b'F' => Frontend::FunctionCall,
         b'p' => Frontend::Password(r.rest()),

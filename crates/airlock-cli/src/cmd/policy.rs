@@ -93,6 +93,7 @@ pub fn run(config: &Path, cmd: PolicyCmd, out: &Output) -> anyhow::Result<ExitCo
             })?;
             let (audit, _thread) = airlock_gateway::audit_writer::AuditWriter::start(
                 std::sync::Arc::new(airlock_store::SqliteStore::in_memory()?),
+                airlock_gateway::audit_writer::LINGER,
             );
             let decider = airlock_gateway::Decider::new(
                 std::sync::Arc::new(Ctx::load(config)?.authority),

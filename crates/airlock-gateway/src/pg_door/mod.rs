@@ -16,6 +16,7 @@
 
 mod track;
 
+use crate::audit_writer::Pending;
 use crate::decision::{DoorRequest, Verdict};
 use crate::runtime::DatabaseRt;
 use crate::Shared;
@@ -125,6 +126,10 @@ enum End {
     Wire(#[from] airlock_pgwire::WireError),
     #[error("{0}")]
     Refused(String),
+    /// A deferred audit record could not be committed: the session ends, so the server rolls
+    /// back the open transaction the record was for.
+    #[error("{0}")]
+    AuditLost(String),
 }
 
 /// A client or server byte stream, plain or TLS.
@@ -644,6 +649,7 @@ async fn relay<C: Conn>(
         id: session_id,
         track: Arc::clone(&track),
         refusals: 0,
+        pending: Vec::new(),
         nonce: {
             // Markers a client cannot predict, so it cannot make its own errors pass for refusals.
             let mut b = [0u8; 8];
@@ -663,7 +669,7 @@ async fn relay<C: Conn>(
             let mut terminate = false;
             loop {
                 match splitter.next(&buf, |t| {
-                    matches!(t, b'Q' | b'P' | b'B' | b'C' | b'F' | b'S' | b'X')
+                    matches!(t, b'Q' | b'P' | b'B' | b'E' | b'C' | b'F' | b'S' | b'X')
                 })? {
                     Chunk::NeedMore => break,
                     Chunk::Relay(n) => {
@@ -742,8 +748,8 @@ async fn relay<C: Conn>(
                                 drop(t);
                                 out.extend_from_slice(swapped.as_deref().unwrap_or(&msg));
                             }
-                            Backend::ReadyForQuery(_) => {
-                                track.lock().ready();
+                            Backend::ReadyForQuery(status) => {
+                                track.lock().ready(status);
                                 out.extend_from_slice(&msg);
                             }
                             Backend::Other(done @ (b'1' | b'3')) => {
@@ -785,6 +791,17 @@ async fn relay<C: Conn>(
         }
     };
     let mut w = client_w.lock().await;
+    if let Err(End::AuditLost(why)) = &result {
+        let _ = w
+            .write_all(&backend::encode_error(&Report {
+                severity: "FATAL",
+                code: "58030",
+                message: why,
+                detail: None,
+                hint: Some("your open transaction was rolled back; retry shortly, and tell the Airlock operator if it persists"),
+            }))
+            .await;
+    }
     let _ = w.flush().await;
     let _ = w.shutdown().await;
     result
@@ -799,6 +816,9 @@ struct Session {
     track: Arc<Mutex<Tracker>>,
     refusals: u64,
     nonce: String,
+    /// Records of writes forwarded inside a transaction block that are not committed yet;
+    /// waited for before anything that could commit that transaction is forwarded.
+    pending: Vec<Pending>,
 }
 
 /// Everything a decision needs about some SQL.
@@ -811,8 +831,12 @@ impl Session {
             Frontend::Query(sql) => {
                 let parsed = self.db.classifier.classify(sql);
                 let info = Arc::new(self.describe(sql, &parsed));
-                let verdict = self.decide(&info, "query").await;
+                let in_block = self.track.lock().settled_in_block();
+                let (verdict, deferred) = self.decide_for(&info, "query", in_block).await;
                 if verdict.outcome == Outcome::Allow {
+                    if !deferred {
+                        self.settle().await?;
+                    }
                     out.extend_from_slice(msg);
                     let mut t = self.track.lock();
                     for s in &parsed.statements {
@@ -839,19 +863,37 @@ impl Session {
                 self.track.lock().parse_sent(name, info);
                 out.extend_from_slice(msg);
             }
-            Frontend::Bind { statement, .. } => {
-                let info = self.track.lock().lookup(statement);
+            Frontend::Bind { portal, statement } => {
+                let (info, in_block) = {
+                    let t = self.track.lock();
+                    (t.lookup(statement), t.settled_in_block())
+                };
                 let info = info.unwrap_or_else(|| {
                     Arc::new(unclassifiable(&format!(
                         "prepared statement `{statement}` was not prepared through Airlock"
                     )))
                 });
-                let verdict = self.decide(&info, "bind").await;
+                // Only the unnamed portal: an Execute of it is known to run this Bind.
+                let deferrable = in_block && portal.is_empty();
+                let (verdict, deferred) = self.decide_for(&info, "bind", deferrable).await;
                 if verdict.outcome == Outcome::Allow {
+                    if !deferred {
+                        self.settle().await?;
+                    }
                     out.extend_from_slice(msg);
                 } else {
                     self.refuse(&verdict, &info.tags, false, out);
                 }
+                self.track.lock().bind_sent(portal);
+            }
+            Frontend::Execute { portal } => {
+                let fresh = self.track.lock().executes_fresh_bind(portal);
+                if !fresh {
+                    // It may run a COMMIT bound earlier: deferred records first.
+                    self.settle().await?;
+                }
+                self.track.lock().execute_sent();
+                out.extend_from_slice(msg);
             }
             Frontend::Close { kind, name } => {
                 self.track.lock().close_sent((kind == b'S').then_some(name));
@@ -909,7 +951,13 @@ impl Session {
         let mut operations = Vec::new();
         let mut tags = Vec::new();
         let mut notes = Vec::new();
+        let mut transactional = !parsed.statements.is_empty();
         for s in &parsed.statements {
+            transactional &= s.executes.is_none()
+                && matches!(
+                    s.tag.as_str(),
+                    "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "MERGE"
+                );
             tags.push(s.tag.clone());
             notes.extend(s.notes.iter().cloned());
             match s
@@ -943,37 +991,70 @@ impl Session {
             digest: hex::encode(sha2::Sha256::digest(sql.as_bytes())),
             summary,
             tags,
+            transactional,
         }
     }
 
     async fn decide(&self, info: &Sql, via: &str) -> Verdict {
+        self.decide_with(info, via, false).await.0
+    }
+
+    /// Decides `info`; when `in_block` and it only changes rows, an allowed write's record is
+    /// queued for the session's next [`Session::settle`] instead of committed now (the write
+    /// cannot outlive its transaction, and nothing that could commit that transaction is
+    /// forwarded before the settle). Returns whether it was deferred.
+    async fn decide_for(&mut self, info: &Sql, via: &str, in_block: bool) -> (Verdict, bool) {
+        let (verdict, pending) = self
+            .decide_with(info, via, in_block && info.transactional)
+            .await;
+        let deferred = pending.is_some();
+        self.pending.extend(pending);
+        (verdict, deferred)
+    }
+
+    /// Waits until every deferred record of this session is committed: called before
+    /// forwarding anything that could commit the transaction they belong to.
+    async fn settle(&mut self) -> Result<(), End> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.shared.decider.flush_audit();
+        for p in self.pending.drain(..) {
+            p.wait().await.map_err(|e| {
+                End::AuditLost(format!(
+                    "Airlock ended the session because a statement's audit record could not be written ({e})"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn decide_with(&self, info: &Sql, via: &str, defer: bool) -> (Verdict, Option<Pending>) {
         let started = std::time::Instant::now();
         let rt = self.shared.runtime.load();
-        let verdict = self
-            .shared
-            .decider
-            .decide(
-                &rt,
-                DoorRequest {
-                    door: "postgres",
-                    upstream: &self.db.upstream,
-                    token: Some(&self.token),
-                    classification: &info.classification,
-                    details: BTreeMap::from([
-                        ("statement".to_string(), info.tags.clone()),
-                        ("via".to_string(), via.to_string()),
-                        ("session".to_string(), self.id.to_string()),
-                    ]),
-                    // The exact text: an approval covers this statement, not one like it.
-                    fingerprint: format!("sql:{}", info.digest),
-                    summary: format!("SQL {}", info.summary),
-                },
-            )
-            .await;
+        let req = DoorRequest {
+            door: "postgres",
+            upstream: &self.db.upstream,
+            token: Some(&self.token),
+            classification: &info.classification,
+            details: BTreeMap::from([
+                ("statement".to_string(), info.tags.clone()),
+                ("via".to_string(), via.to_string()),
+                ("session".to_string(), self.id.to_string()),
+            ]),
+            // The exact text: an approval covers this statement, not one like it.
+            fingerprint: format!("sql:{}", info.digest),
+            summary: format!("SQL {}", info.summary),
+        };
+        let (verdict, pending) = if defer {
+            self.shared.decider.decide_deferring_writes(&rt, req).await
+        } else {
+            (self.shared.decider.decide(&rt, req).await, None)
+        };
         self.shared
             .metrics
             .decision(verdict.outcome, started.elapsed().as_micros() as u64);
-        verdict
+        (verdict, pending)
     }
 
     /// Audits a refusal that no policy can lift, and returns its verdict.
@@ -1058,5 +1139,6 @@ fn unclassifiable(why: &str) -> Sql {
         digest: hex::encode(sha2::Sha256::digest(why.as_bytes())),
         summary: airlock_sql::UNCLASSIFIABLE.into(),
         tags: airlock_sql::UNCLASSIFIABLE.into(),
+        transactional: false,
     }
 }

@@ -23,6 +23,9 @@ pub(crate) struct Prepared {
     pub summary: String,
     /// Its command tags.
     pub tags: String,
+    /// Whether every statement only reads or changes rows (SELECT, INSERT, UPDATE, DELETE,
+    /// MERGE), so nothing of it outlives a transaction that never commits.
+    pub transactional: bool,
 }
 
 impl Prepared {
@@ -66,6 +69,14 @@ pub(crate) struct Tracker {
     server_batch: u64,
     /// Markers of refused messages' stand-ins and the error to show instead.
     refusals: VecDeque<(String, Vec<u8>)>,
+    /// The transaction status of the server's last ReadyForQuery: `I`, `T` or `E`.
+    status: u8,
+    /// Binds and Executes sent in the client's open batch (since its last Sync or Query):
+    /// they may change the transaction state before the server reports it.
+    in_batch: u32,
+    /// Whether the unnamed portal was bound in the open batch (so an Execute of it runs what
+    /// that Bind was decided for).
+    unnamed_bound: bool,
 }
 
 impl Tracker {
@@ -89,6 +100,31 @@ impl Tracker {
     /// A message that ends a batch (Sync, Query, FunctionCall) was forwarded.
     pub fn batch_sent(&mut self) {
         self.client_batch += 1;
+        self.in_batch = 0;
+        self.unnamed_bound = false;
+    }
+
+    /// A Bind into `portal` was forwarded.
+    pub fn bind_sent(&mut self, portal: &str) {
+        self.in_batch += 1;
+        self.unnamed_bound = portal.is_empty();
+    }
+
+    /// An Execute was forwarded.
+    pub fn execute_sent(&mut self) {
+        self.in_batch += 1;
+    }
+
+    /// Whether the session is, for certain, inside an open transaction block right now: the
+    /// server's last word was ReadyForQuery `T`, every batch sent since was answered, and
+    /// nothing in the open batch could have ended the block.
+    pub fn settled_in_block(&self) -> bool {
+        self.status == b'T' && self.client_batch == self.server_batch && self.in_batch == 0
+    }
+
+    /// Whether an Execute of `portal` runs what the open batch's latest Bind was decided for.
+    pub fn executes_fresh_bind(&self, portal: &str) -> bool {
+        portal.is_empty() && self.unnamed_bound
     }
 
     /// SQL `PREPARE name AS …` was forwarded. Its success is not confirmed message by message,
@@ -163,10 +199,11 @@ impl Tracker {
         self.drop_current_batch();
     }
 
-    /// The server sent ReadyForQuery: its current batch is over.
-    pub fn ready(&mut self) {
+    /// The server sent ReadyForQuery with transaction `status`: its current batch is over.
+    pub fn ready(&mut self, status: u8) {
         self.drop_current_batch();
         self.server_batch += 1;
+        self.status = status;
     }
 
     fn drop_current_batch(&mut self) {
@@ -226,7 +263,54 @@ mod tests {
             digest: String::new(),
             summary: String::new(),
             tags: String::new(),
+            transactional: false,
         })
+    }
+
+    #[test]
+    fn only_a_settled_open_block_lets_writes_defer_their_records() {
+        let mut t = Tracker::default();
+        assert!(!t.settled_in_block(), "a new session is not in a block");
+        // BEGIN answered: in a block, nothing outstanding.
+        t.batch_sent();
+        t.ready(b'T');
+        assert!(t.settled_in_block());
+        // A Bind earlier in the open batch may be a COMMIT: not settled until it is answered.
+        t.bind_sent("");
+        assert!(!t.settled_in_block());
+        t.batch_sent();
+        assert!(!t.settled_in_block(), "Sync sent, not yet answered");
+        t.ready(b'T');
+        assert!(t.settled_in_block());
+        // A failed block or idle: never.
+        t.batch_sent();
+        t.ready(b'E');
+        assert!(!t.settled_in_block());
+        t.batch_sent();
+        t.ready(b'I');
+        assert!(!t.settled_in_block());
+    }
+
+    #[test]
+    fn only_an_execute_of_this_batch_s_unnamed_bind_runs_what_was_decided_with_it() {
+        let mut t = Tracker::default();
+        t.bind_sent("");
+        assert!(t.executes_fresh_bind(""));
+        assert!(
+            !t.executes_fresh_bind("c"),
+            "a named portal may hold a COMMIT bound long ago"
+        );
+        t.bind_sent("c");
+        assert!(
+            !t.executes_fresh_bind(""),
+            "the latest Bind was not the unnamed one"
+        );
+        t.batch_sent();
+        t.ready(b'T');
+        assert!(
+            !t.executes_fresh_bind(""),
+            "an unnamed portal from an earlier batch may be a COMMIT"
+        );
     }
 
     #[test]
@@ -236,14 +320,14 @@ mod tests {
         t.parse_sent("", entry(OpClass::Destructive));
         t.batch_sent();
         t.parse_complete().unwrap();
-        t.ready();
+        t.ready(b'I');
         // Batch 2: an error first, so the server skips the harmless re-Parse.
         t.parse_sent("", entry(OpClass::Read));
         t.batch_sent();
         // Batch 3: Bind "" (sent before the server answered batch 2).
         assert_eq!(t.lookup("").unwrap().class(), OpClass::Destructive);
         t.error();
-        t.ready();
+        t.ready(b'I');
         assert_eq!(t.lookup("").unwrap().class(), OpClass::Destructive);
     }
 
@@ -253,7 +337,7 @@ mod tests {
         t.parse_sent("", entry(OpClass::Destructive));
         t.batch_sent();
         t.parse_complete().unwrap();
-        t.ready();
+        t.ready(b'I');
         t.parse_sent("", entry(OpClass::Read));
         assert_eq!(t.lookup("").unwrap().class(), OpClass::Read);
     }
@@ -331,7 +415,7 @@ mod tests {
                 }
                 let Some((m, decided)) = wire.pop_front() else { continue };
                 match m {
-                    Msg::Sync => { skipping = false; t.ready(); }
+                    Msg::Sync => { skipping = false; t.ready(b'I'); }
                     _ if skipping => {}
                     Msg::Parse(n, c, fails) => {
                         let n = name(n);
