@@ -154,10 +154,14 @@ impl Classifier {
         if self.capacity == 0 {
             return c;
         }
-        let shared = form.filter(|_| !known_unshareable).map(|form| {
-            let same = shareable(&c, &classify(form.text(), &self.cfg));
-            (form.key, same.then(|| Arc::clone(&c)))
-        });
+        // A text that does not classify says nothing about its form: leave the form for the
+        // next text rather than classify it for nothing.
+        let shared = form
+            .filter(|_| !known_unshareable && classifiable(&c))
+            .map(|form| {
+                let same = shareable(&c, &classify(form.text(), &self.cfg));
+                (form.key, same.then(|| Arc::clone(&c)))
+            });
         let mut lru = self.lock();
         let tick = lru.tick;
         lru.exact
@@ -195,13 +199,18 @@ impl Classifier {
 /// `CONNECTION LIMIT 99999999999` does not, `CONNECTION LIMIT 5` does and is privilege, above
 /// the destructive of an unparseable text).
 fn shareable(text: &SqlClassification, form: &SqlClassification) -> bool {
-    text.statements.len() == form.statements.len()
+    classifiable(text)
+        && text.statements.len() == form.statements.len()
         && text.statements.iter().zip(&form.statements).all(|(a, b)| {
-            a.tag != UNCLASSIFIABLE
-                && a.class == b.class
+            a.class == b.class
                 && a.operations == b.operations
                 && a.tag == b.tag
                 && a.prepared == b.prepared
                 && a.executes == b.executes
         })
+}
+
+/// Whether every statement was understood (none is the fail-closed unclassifiable statement).
+fn classifiable(c: &SqlClassification) -> bool {
+    c.statements.iter().all(|s| s.tag != UNCLASSIFIABLE)
 }
