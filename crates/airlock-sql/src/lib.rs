@@ -8,12 +8,14 @@
 
 mod cache;
 mod functions;
+mod normalize;
 mod parser;
 mod walk;
 
 pub use airlock_classify::Operation;
 use airlock_core::OpClass;
 pub use cache::{CacheStats, Classifier};
+pub use normalize::normalize;
 
 /// The tag of a statement that could not be classified at all.
 pub const UNCLASSIFIABLE: &str = "UNCLASSIFIABLE";

@@ -22,7 +22,7 @@ const MAX_NESTING: usize = 5_000;
 
 /// Texts this short cannot nest deeply enough to exhaust [`PARSE_STACK`] even at one level per
 /// byte, so the extra scan is skipped for them.
-const SHORT: usize = 16 << 10;
+pub(crate) const SHORT: usize = 16 << 10;
 
 /// One statement as the parser threads return it.
 pub(crate) struct Parsed {

@@ -759,8 +759,7 @@ impl Target {
                     // `x = x`, `x = x + 0`, `x = (SELECT x)`: both sides may move together.
                     return false;
                 }
-                let like = k == AExprKind::AexprLike as i64 || k == AExprKind::AexprIlike as i64;
-                !(like && only_percent(e.get("rexpr")))
+                !(is_like(k, e) && only_percent(e.get("rexpr")))
             }
             "NullTest" | "BooleanTest" => self.columns(e.get("arg")).definite,
             "ColumnRef" => self.columns_of_ref(e).definite,
@@ -871,17 +870,49 @@ fn reads_relation(v: Option<&Value>, relname: &str, depth: usize) -> bool {
     }
 }
 
-/// `LIKE '%'`: matches every non-null value.
+/// A pattern match: `LIKE`, `ILIKE`, `SIMILAR TO`, or their operators `~~` and `~~*`.
+fn is_like(kind: i64, e: &Map<String, Value>) -> bool {
+    if kind == AExprKind::AexprLike as i64
+        || kind == AExprKind::AexprIlike as i64
+        || kind == AExprKind::AexprSimilar as i64
+    {
+        return true;
+    }
+    kind == AExprKind::AexprOp as i64
+        && matches!(strings(e.get("name")).as_slice(), [op] if op == "~~" || op == "~~*")
+}
+
+/// `LIKE '%'`: a pattern that matches every non-null value. A parameter may be bound to `'%'`
+/// (by an extended-protocol client, or in the normalised text the cache classifies in place of
+/// `LIKE 'abc'`), so it counts as matching everything; that keeps the classification monotone
+/// in constants (see `normalize`). Casts and `ESCAPE` (`like_escape(pattern, escape)`, and
+/// `similar_to_escape` for `SIMILAR TO`) are looked through.
 fn only_percent(v: Option<&Value>) -> bool {
-    let Some(("AConst", c)) = v.and_then(unwrap_node) else {
-        return false;
-    };
-    let s = c
-        .get("val")
-        .and_then(|v| v.get("Sval"))
-        .and_then(|v| v.get("sval"))
-        .and_then(Value::as_str);
-    s.is_some_and(|s| !s.is_empty() && s.chars().all(|c| c == '%'))
+    match v.and_then(unwrap_node) {
+        Some(("AConst", c)) => {
+            let s = c
+                .get("val")
+                .and_then(|v| v.get("Sval"))
+                .and_then(|v| v.get("sval"))
+                .and_then(Value::as_str);
+            s.is_some_and(|s| !s.is_empty() && s.chars().all(|c| c == '%'))
+        }
+        Some(("ParamRef", _)) => true,
+        Some(("TypeCast", t)) => only_percent(t.get("arg")),
+        Some(("FuncCall", f)) => {
+            let escape = matches!(
+                strings(f.get("funcname")).as_slice(),
+                [schema, name] if schema == "pg_catalog"
+                    && (name == "like_escape" || name == "similar_to_escape")
+            );
+            let pattern = f
+                .get("args")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first());
+            escape && only_percent(pattern)
+        }
+        _ => false,
+    }
 }
 
 fn explain_analyze(b: &Map<String, Value>) -> bool {

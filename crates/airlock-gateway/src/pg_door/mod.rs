@@ -373,14 +373,26 @@ pub fn render_metrics(shared: &Shared) -> String {
     let rt = shared.runtime.load();
     let mut names: Vec<&String> = rt.databases.keys().collect();
     names.sort();
-    for name in names {
-        let stats = rt.databases[name].classifier.stats();
+    for name in &names {
+        let stats = rt.databases[*name].classifier.stats();
         for (result, n) in [("hit", stats.hits), ("miss", stats.misses)] {
             let _ = writeln!(
                 s,
                 "airlock_sql_classifications_total{{database=\"{name}\",cache=\"{result}\"}} {n}"
             );
         }
+    }
+    let _ = writeln!(
+        s,
+        "# HELP airlock_sql_normalized_hits_total Cache hits answered by a text differing only in literals (part of cache=\"hit\")."
+    );
+    let _ = writeln!(s, "# TYPE airlock_sql_normalized_hits_total counter");
+    for name in &names {
+        let n = rt.databases[*name].classifier.stats().normalized_hits;
+        let _ = writeln!(
+            s,
+            "airlock_sql_normalized_hits_total{{database=\"{name}\"}} {n}"
+        );
     }
     s
 }
