@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 T="${SECONDS_PER_RUN:-5}"
 CLIENTS="${CLIENTS:-1 8 32}"
+SCRIPTS="${SCRIPTS:-select tpcb}"
+MODES="${MODES:-simple prepared}"
 PG_PORT="${PG_PORT:-5432}"
 AIRLOCK=target/release/airlock
 [ -x "$AIRLOCK" ] || { echo "build first: cargo build --release -p airlock-cli" >&2; exit 2; }
@@ -80,8 +82,8 @@ run() { # port user password script mode clients -> tps
 }
 
 printf "%-8s %-9s %7s %10s %10s %10s %8s\n" script protocol clients direct pgbouncer airlock "ratio"
-for script in select tpcb; do
-  for mode in simple prepared; do
+for script in $SCRIPTS; do
+  for mode in $MODES; do
     for c in $CLIENTS; do
       d=$(run "$PG_PORT" postgres "" "$script" "$mode" "$c")
       b=$(run 6434 postgres "" "$script" "$mode" "$c")
@@ -91,3 +93,10 @@ for script in select tpcb; do
     done
   done
 done
+
+# The door's statement cache over every Airlock run above (prepared runs classify once per session).
+admin=$(grep -o 'admin http://[0-9.:]*' "$home/serve.out" | head -1 | cut -d' ' -f2)
+if [ -n "$admin" ] && command -v curl >/dev/null; then
+  echo "== statement cache (/metrics)"
+  curl -s "$admin/metrics" | grep -E '^airlock_sql_(classifications|normalized_hits)_total' || true
+fi
