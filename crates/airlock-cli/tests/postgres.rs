@@ -918,14 +918,15 @@ async fn a_human_approval_lets_exactly_that_statement_run_once() {
 /// moment COMMIT returns still has the record of every write that transaction made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_committed_transaction_s_writes_are_all_audited_even_if_the_gateway_dies_at_once() {
-    let (server, database, direct, h) = seeded("txaudit", "staging", "").await;
+    let (server, database, direct, h) =
+        seeded("txaudit", "staging", "audit_writes_at_commit = true").await;
+    direct
+        .batch_execute("CREATE SEQUENCE invoice_no")
+        .await
+        .unwrap();
     // Records nobody waits for sit in the writer for up to a second: only the door's wait
     // before COMMIT can put the writes' records on disk before the kill.
-    let cfg = h.path().join("airlock.toml");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("[gateway]\n", "[gateway]\naudit_linger = \"1s\"\n");
-    std::fs::write(&cfg, text).unwrap();
+    slow_linger(&h);
     let t = token(&h, "staging", "read,write");
     let gw = Serving::start(&h);
     let agent = connect(gw.database("bookings"), "bookings", &t)
@@ -975,16 +976,25 @@ async fn a_committed_transaction_s_writes_are_all_audited_even_if_the_gateway_di
     assert_eq!(updates, 6, "every committed write has its audit record");
     h.run(&["audit", "verify"]).ok();
 
-    // A transaction the client abandons never commits, whatever its records' fate.
-    let gw = Serving::start(&h);
-    let agent = connect(gw.database("bookings"), "bookings", &t)
-        .await
-        .unwrap();
-    agent.batch_execute("BEGIN").await.unwrap();
-    agent
-        .batch_execute("UPDATE bookings SET nights = 50 WHERE id = 8")
-        .await
-        .unwrap();
+    // A transaction the client abandons never commits, whatever its records' fate; but a
+    // sequence moves at once, so `nextval` inside the block is audited before it runs.
+    let (gw, agent) = in_a_block(&h, &t, "SELECT nextval('invoice_no')").await;
+    drop(gw);
+    let nextvals = audit(&h)
+        .into_iter()
+        .filter(|r| {
+            r["details"]["door"] == "postgres"
+                && r["details"]["class"] == "write"
+                && r["details"]["statement"] == "SELECT"
+        })
+        .count();
+    assert_eq!(
+        nextvals, 1,
+        "a sequence change is audited before it happens"
+    );
+    drop(agent);
+
+    let (gw, agent) = in_a_block(&h, &t, "UPDATE bookings SET nights = 50 WHERE id = 8").await;
     drop(gw);
     drop(agent);
     // Taking the row lock waits until the server has ended the abandoned transaction.
@@ -1003,4 +1013,41 @@ async fn a_committed_transaction_s_writes_are_all_audited_even_if_the_gateway_di
 /// The one integer a query returns.
 async fn int(c: &Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// A gateway for `h` and an agent session that ran `sql` inside a transaction block it left open.
+async fn in_a_block(h: &Home, token: &str, sql: &str) -> (Serving, Client) {
+    let gw = Serving::start(h);
+    let agent = connect(gw.database("bookings"), "bookings", token)
+        .await
+        .unwrap();
+    agent.batch_execute("BEGIN").await.unwrap();
+    agent.batch_execute(sql).await.unwrap();
+    (gw, agent)
+}
+
+/// Lets records nobody waits for sit in the audit writer for a second before they are committed.
+fn slow_linger(h: &Home) {
+    let cfg = h.path().join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[gateway]\n", "[gateway]\naudit_linger = \"1s\"\n");
+    std::fs::write(&cfg, text).unwrap();
+}
+
+/// Without `audit_writes_at_commit` a write inside a block is audited before it is forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_write_in_a_transaction_is_audited_before_it_runs() {
+    let (server, database, _direct, h) = seeded("txaudit_off", "staging", "").await;
+    slow_linger(&h);
+    let t = token(&h, "staging", "read,write");
+    let (gw, agent) = in_a_block(&h, &t, "UPDATE bookings SET nights = 5 WHERE id = 9").await;
+    drop(gw);
+    drop(agent);
+    let updates = audit(&h)
+        .into_iter()
+        .filter(|r| r["details"]["door"] == "postgres" && r["details"]["statement"] == "UPDATE")
+        .count();
+    assert_eq!(updates, 1);
+    server.drop_database(&database).await;
 }

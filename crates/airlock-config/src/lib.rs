@@ -397,6 +397,12 @@ pub struct Database {
     /// Most concurrent agent sessions.
     #[serde(default = "default_db_sessions")]
     pub max_sessions: usize,
+    /// Let row-changing writes inside a transaction block have their audit record committed
+    /// before the COMMIT instead of before the write. The operator vouches that writes here have
+    /// no effect outside their transaction beyond sequences: no triggers or rules calling out
+    /// (dblink, http, files), no writable foreign tables. Off by default.
+    #[serde(default)]
+    pub audit_writes_at_commit: bool,
 }
 
 fn default_db_sessions() -> usize {

@@ -140,6 +140,8 @@ pub struct DatabaseRt {
     pub client_tls: Option<tokio_rustls::TlsAcceptor>,
     /// The statement classifier and its cache (per database: safe functions differ).
     pub classifier: Arc<airlock_sql::Classifier>,
+    /// Whether writes inside a transaction block may be audited durably at COMMIT.
+    pub audit_writes_at_commit: bool,
 }
 
 impl std::fmt::Debug for DatabaseRt {
@@ -655,6 +657,7 @@ fn load_database(
         tls,
         client_tls,
         classifier: Arc::new(airlock_sql::Classifier::new(sql, 4096)),
+        audit_writes_at_commit: db.audit_writes_at_commit,
     })
 }
 

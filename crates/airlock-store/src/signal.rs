@@ -14,9 +14,14 @@
 //! than this store (a hand edit with `sqlite3`), or a process killed between its commit and its
 //! signal. For those, readers also read SQLite at least every [`BACKSTOP`], so the window is
 //! bounded. A signal file that cannot be read falls back to reading SQLite every time.
+//!
+//! Every process must find the same file: it is named from the database's canonical path (a
+//! symlinked store and its target share one signal), a reader reopens it when the file at that
+//! path is no longer the one it holds (deleted, restored), and a writer that could not publish
+//! waits out [`BACKSTOP`] before reporting success, so that its change is in force when it does.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -24,11 +29,29 @@ use std::time::{Duration, Instant};
 /// Longest a reader trusts an unchanged signal before reading SQLite anyway.
 pub const BACKSTOP: Duration = Duration::from_millis(100);
 
-/// The signal file of the store at `db`: `<db>-epoch`, beside SQLite's own `-wal` and `-shm`.
+/// The signal file of the store at `db`: `<db>-epoch` beside SQLite's own `-wal` and `-shm`,
+/// named from the canonical path so that every way of naming the store finds the same file.
 pub fn path_for(db: &Path) -> PathBuf {
-    let mut p = db.as_os_str().to_owned();
+    let db = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
+    let mut p = db.into_os_string();
     p.push("-epoch");
     PathBuf::from(p)
+}
+
+fn open_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Device and inode: which file a handle or a path is.
+fn identity(m: &std::fs::Metadata) -> (u64, u64) {
+    (m.dev(), m.ino())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,30 +64,28 @@ struct Seen {
     at: Instant,
 }
 
+#[derive(Debug)]
+struct State {
+    file: File,
+    seen: Option<Seen>,
+}
+
 /// One process's handle on the signal file.
 #[derive(Debug)]
 pub struct Signal {
-    file: File,
-    seen: Mutex<Option<Seen>>,
+    path: PathBuf,
+    state: Mutex<State>,
 }
 
 impl Signal {
     /// Opens (creating, mode 0600) the signal file for the store at `db`; None when it cannot be
     /// opened, in which case callers read SQLite every time.
     pub fn open(db: &Path) -> Option<Signal> {
-        use std::os::unix::fs::OpenOptionsExt;
         let path = path_for(db);
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-        {
+        match open_file(&path) {
             Ok(file) => Some(Signal {
-                file,
-                seen: Mutex::new(None),
+                path,
+                state: Mutex::new(State { file, seen: None }),
             }),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot open the change signal; token checks will read the store every time");
@@ -74,9 +95,9 @@ impl Signal {
     }
 
     /// The signal's current value; None when it cannot be read (the caller then reads SQLite).
-    fn read(&self) -> Option<u64> {
+    fn read(file: &File) -> Option<u64> {
         let mut b = [0u8; 8];
-        match self.file.read_at(&mut b, 0) {
+        match file.read_at(&mut b, 0) {
             Ok(8) => Some(u64::from_le_bytes(b)),
             // A file nobody has written yet: a distinct value that the first publish changes.
             Ok(0) => Some(u64::MAX),
@@ -85,29 +106,55 @@ impl Signal {
         }
     }
 
-    /// Announces that `epoch` was committed. Called after the commit, never before.
-    pub fn publish(&self, epoch: u64) {
-        if let Err(e) = self.file.write_all_at(&epoch.to_le_bytes(), 0) {
-            // Readers still catch the change within BACKSTOP.
-            tracing::warn!(error = %e, "cannot write the change signal");
+    /// Announces that `epoch` was committed. Called after the commit, never before. False when
+    /// it could not be written: readers then see the change only through the backstop.
+    pub fn publish(&self, epoch: u64) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.reopen_if_replaced(&mut st);
+        match st.file.write_all_at(&epoch.to_le_bytes(), 0) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the change signal");
+                false
+            }
+        }
+    }
+
+    /// Reopens the signal when the file at its path is not the one held (deleted, replaced).
+    fn reopen_if_replaced(&self, st: &mut State) {
+        let held = st.file.metadata().map(|m| identity(&m)).ok();
+        let now = std::fs::metadata(&self.path).map(|m| identity(&m)).ok();
+        if held != now || now.is_none() {
+            match open_file(&self.path) {
+                Ok(f) => {
+                    st.file = f;
+                    st.seen = None;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot reopen the change signal");
+                }
+            }
         }
     }
 
     /// The current epoch: from what was seen last while the signal is unchanged and younger than
     /// [`BACKSTOP`], otherwise from `read_store` (which reads SQLite).
     pub fn epoch<E>(&self, read_store: impl FnOnce() -> Result<u64, E>) -> Result<u64, E> {
-        let signal = self.read();
         let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if let (Some(s), Some(v)) = (*seen, signal) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let signal = Self::read(&st.file);
+        if let (Some(s), Some(v)) = (st.seen, signal) {
             if s.signal == v && now.duration_since(s.at) < BACKSTOP {
                 return Ok(s.epoch);
             }
         }
+        // Not answered from the signal: a moment to check it is still the file others write.
+        self.reopen_if_replaced(&mut st);
+        let signal = Self::read(&st.file);
         // Read the signal before SQLite: a change published between the two reads is then
         // either in what SQLite returns or makes the next signal read differ.
         let epoch = read_store()?;
-        *seen = signal.map(|signal| Seen {
+        st.seen = signal.map(|signal| Seen {
             signal,
             epoch,
             at: now,
@@ -162,6 +209,29 @@ mod tests {
         std::thread::sleep(BACKSTOP + Duration::from_millis(20));
         // A hand edit bumped the epoch without publishing: caught by the backstop.
         assert_eq!(s.epoch(|| Ok::<_, ()>(5)), Ok(5));
+    }
+
+    #[test]
+    fn a_deleted_and_recreated_signal_is_followed_within_the_backstop() {
+        let (_d, db) = fresh();
+        let reader = Signal::open(&db).unwrap();
+        assert_eq!(reader.epoch(|| Ok::<_, ()>(1)), Ok(1));
+        std::fs::remove_file(path_for(&db)).unwrap();
+        let writer = Signal::open(&db).unwrap();
+        std::thread::sleep(BACKSTOP + Duration::from_millis(20));
+        assert_eq!(reader.epoch(|| Ok::<_, ()>(2)), Ok(2));
+        // From then on the reader follows the new file at once.
+        writer.publish(3);
+        assert_eq!(reader.epoch(|| Ok::<_, ()>(3)), Ok(3));
+    }
+
+    #[test]
+    fn a_symlinked_store_shares_the_signal_of_its_target() {
+        let (d, db) = fresh();
+        std::fs::write(&db, b"").unwrap();
+        let link = d.path().join("link.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        assert_eq!(path_for(&link), path_for(&db));
     }
 
     #[test]

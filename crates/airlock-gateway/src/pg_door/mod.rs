@@ -965,7 +965,14 @@ impl Session {
         let mut notes = Vec::new();
         let mut transactional = !parsed.statements.is_empty();
         for s in &parsed.statements {
+            // A function that writes (`nextval`, `setval`) acts outside the transaction: a
+            // sequence moves for everyone at once and is never rolled back.
+            let calls_writer = s
+                .operations
+                .iter()
+                .any(|o| o.resource_kind == "function" && o.class >= OpClass::Write);
             transactional &= s.executes.is_none()
+                && !calls_writer
                 && matches!(
                     s.tag.as_str(),
                     "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "MERGE"
@@ -1016,9 +1023,8 @@ impl Session {
     /// cannot outlive its transaction, and nothing that could commit that transaction is
     /// forwarded before the settle). Returns whether it was deferred.
     async fn decide_for(&mut self, info: &Sql, via: &str, in_block: bool) -> (Verdict, bool) {
-        let (verdict, pending) = self
-            .decide_with(info, via, in_block && info.transactional)
-            .await;
+        let defer = in_block && info.transactional && self.db.audit_writes_at_commit;
+        let (verdict, pending) = self.decide_with(info, via, defer).await;
         let deferred = pending.is_some();
         self.pending.extend(pending);
         (verdict, deferred)
