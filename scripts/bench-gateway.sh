@@ -21,6 +21,9 @@
 #      already in target/release), AIRLOCK_BIN (another airlock binary, e.g. an older build, to
 #      compare; implies NO_BUILD=1).
 #
+# PERF=1 prints instead a cpu-clock profile of Airlock under the same load (perf, Debian's
+# linux-perf; PERF_TOP lines, default 60).
+#
 # CALLGRIND=1 measures instead the instructions Airlock executes per request (valgrind's
 # callgrind, 15 s of `wrk -t1 -c4` after a warm-up): slow, but repeatable on a machine whose other
 # tenants make requests/s and even CPU time per request wander. Needs valgrind. Caveat: under
@@ -177,6 +180,19 @@ if [ "$CALLGRIND" = 1 ]; then
   per "audit writer thread" "audit_writer.rs:std::sys::backtrace::__rust_begin_short_backtrace"
   per "  hash chain" "airlock_audit::chain_hash ["
   per "SHA-256 in all of the above" "sha256::compress256 ["
+  exit 0
+fi
+
+if [ "${PERF:-0}" = 1 ]; then
+  # Where Airlock's CPU goes under load (software clock: these machines may lack PMU counters).
+  url="http://127.0.0.1:$AIRLOCK_PORT/api/v1/projects"
+  wrk -t"$THREADS" -c"$CONNS" -d2s -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
+  perf record -q -e cpu-clock -F 4999 -g -p "$AIRLOCK_PID" -o "$WORK/perf.data" -- sleep 6 &
+  perf_pid=$!
+  wrk -t"$THREADS" -c"$CONNS" -d6s -H "Authorization: Bearer $TOKEN" "$url" | grep -E "Requests/sec"
+  wait "$perf_pid" || true
+  perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | head -"${PERF_TOP:-60}"
   exit 0
 fi
 

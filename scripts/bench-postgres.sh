@@ -6,6 +6,9 @@
 #   scripts/bench-postgres.sh            # 5 s per run
 #   SECONDS_PER_RUN=10 CLIENTS="1 8 32" scripts/bench-postgres.sh
 #
+# The last column is each proxy's own CPU time per transaction (PgBouncer/Airlock).
+# PERF=1 prints instead a cpu-clock profile of the door under `pgbench -S -M prepared -c 8`.
+#
 # Needs: a PostgreSQL on 127.0.0.1:5432 with trust auth for `postgres` (as CI has), pgbench,
 # pgbouncer (Debian package), and a release build (`cargo build --release -p airlock-cli`).
 set -euo pipefail
@@ -15,7 +18,8 @@ CLIENTS="${CLIENTS:-1 8 32}"
 SCRIPTS="${SCRIPTS:-select tpcb}"
 MODES="${MODES:-simple prepared}"
 PG_PORT="${PG_PORT:-5432}"
-AIRLOCK=target/release/airlock
+# AIRLOCK_BIN: another airlock binary (an older build, an experiment) to measure instead.
+AIRLOCK=$(realpath "${AIRLOCK_BIN:-target/release/airlock}")
 [ -x "$AIRLOCK" ] || { echo "build first: cargo build --release -p airlock-cli" >&2; exit 2; }
 for t in pgbench pgbouncer psql; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 2; }; done
 
@@ -54,7 +58,7 @@ bouncer_pid=$!
 
 # Airlock: an unprotected environment and a token allowed everything pgbench does.
 home="$work/airlock"; mkdir -p "$home"
-( cd "$home" && "$OLDPWD/$AIRLOCK" init >/dev/null
+( cd "$home" && "$AIRLOCK" init >/dev/null
   cat >> airlock.toml <<TOML
 
 [gateway]
@@ -67,31 +71,62 @@ environment = "staging"
 # pgbench's tables have no triggers, rules or foreign tables (see docs/postgres.md).
 audit_writes_at_commit = true
 TOML
-  "$OLDPWD/$AIRLOCK" identity add bench-owner --kind human >/dev/null
-  "$OLDPWD/$AIRLOCK" identity add bench-bot --kind agent --owner bench-owner --purpose "pgbench" >/dev/null
-  "$OLDPWD/$AIRLOCK" token issue --identity bench-bot --env staging --allow read,write,destructive,privilege --ttl 2h > token.txt )
+  "$AIRLOCK" identity add bench-owner --kind human >/dev/null
+  "$AIRLOCK" identity add bench-bot --kind agent --owner bench-owner --purpose "pgbench" >/dev/null
+  "$AIRLOCK" token issue --identity bench-bot --env staging --allow read,write,destructive,privilege --ttl 2h > token.txt )
 token="$(cat "$home/token.txt")"
-( cd "$home" && exec "$OLDPWD/$AIRLOCK" serve > serve.out 2> serve.log ) &
+( cd "$home" && exec "$AIRLOCK" serve > serve.out 2> serve.log ) &
 serve_pid=$!
 sleep 1.5
+
+if [ "${PERF:-0}" = 1 ]; then
+  # Where the door's CPU goes under `pgbench -S -M prepared -c 8` (software clock: these machines
+  # may lack PMU counters). Needs perf (Debian's linux-perf).
+  perf record -q -e cpu-clock -F 4999 -g -p "$serve_pid" -o "$work/perf.data" -- sleep "$T" &
+  perf_pid=$!
+  PGPASSWORD="$token" pgbench -n -S -M prepared -c 8 -j 2 -T "$T" -h 127.0.0.1 -p 6435 -U bench-bot "$db" 2>/dev/null | grep '^tps'
+  wait "$perf_pid" || true
+  cp "$work/perf.data" "${PERF_DATA:-/tmp/airlock-pg-perf.data}"
+  perf report -i "$work/perf.data" --no-children --sort comm,dso,symbol --stdio -g none 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | sed 's/  */ /g' | head -"${PERF_TOP:-60}" || true
+  exit 0
+fi
+
+# CPU time (user + system) of a process and its threads, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+bouncer_proc=$(cat "$work/pgbouncer.pid" 2>/dev/null || echo "$bouncer_pid")
+CPU_NOTE="$work/cpu.tsv"
 
 run() { # port user password script mode clients -> tps
   local port=$1 user=$2 pass=$3 script=$4 mode=$5 c=$6 extra=()
   [ "$script" = select ] && extra=(-S)
-  PGPASSWORD="$pass" pgbench -n "${extra[@]}" -M "$mode" -c "$c" -j "$(( c < 2 ? 1 : 2 ))" -T "$T" \
-    -h 127.0.0.1 -p "$port" -U "$user" "$db" 2>/dev/null \
-    | awk '/^tps = / { printf "%.0f", $3 }'
+  local proc="" before=0 out
+  case "$port" in 6434) proc=$bouncer_proc ;; 6435) proc=$serve_pid ;; esac
+  [ -n "$proc" ] && before=$(ticks "$proc")
+  out=$(PGPASSWORD="$pass" pgbench -n "${extra[@]}" -M "$mode" -c "$c" -j "$(( c < 2 ? 1 : 2 ))" -T "$T" \
+    -h 127.0.0.1 -p "$port" -U "$user" "$db" 2>/dev/null)
+  # The proxy's own CPU per transaction: steadier than TPS on a shared machine.
+  if [ -n "$proc" ]; then
+    awk -v t=$(( $(ticks "$proc") - before )) -v hz="$HZ" -v p="$port" \
+      '/^number of transactions actually processed/ { split($0, a, ": "); n = a[2] + 0 }
+       END { if (n > 0) printf "%s\t%.1f\n", p, t / hz * 1e6 / n }' <<<"$out" >>"$CPU_NOTE"
+  fi
+  awk '/^tps = / { printf "%.0f", $3 }' <<<"$out"
 }
+cpu_of() { awk -F'\t' -v p="$1" '$1 == p { v = $2 } END { print v }' "$CPU_NOTE"; }
+: >"$CPU_NOTE"
 
-printf "%-8s %-9s %7s %10s %10s %10s %8s\n" script protocol clients direct pgbouncer airlock "ratio"
+printf "%-8s %-9s %7s %10s %10s %10s %8s %14s\n" script protocol clients direct pgbouncer airlock "ratio" "CPU µs/tx b/a"
 for script in $SCRIPTS; do
   for mode in $MODES; do
     for c in $CLIENTS; do
       d=$(run "$PG_PORT" postgres "" "$script" "$mode" "$c")
       b=$(run 6434 postgres "" "$script" "$mode" "$c")
       a=$(run 6435 bench-bot "$token" "$script" "$mode" "$c")
-      printf "%-8s %-9s %7s %10s %10s %10s %8s\n" "$script" "$mode" "$c" "$d" "$b" "$a" \
-        "$(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
+      printf "%-8s %-9s %7s %10s %10s %10s %8s %14s\n" "$script" "$mode" "$c" "$d" "$b" "$a" \
+        "$(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" \
+        "$(cpu_of 6434)/$(cpu_of 6435)"
     done
   done
 done
