@@ -1231,3 +1231,77 @@ async fn the_upstream_gets_the_sealed_secret_and_none_of_the_agents_token_hop_or
     }
     gw.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_listener_added_on_reload_serves_and_one_removed_stops_listening() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let staging = h.issue_token("stage-bot", "staging", "read");
+    let gw = Serving::start(&h);
+    let cfg = h.path().join("airlock.toml");
+    let original = std::fs::read_to_string(&cfg).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let direct: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let rules = airlock_testkit::repo_root().join("rules/cloud-graphql.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{original}\n[upstreams.cloud_direct]\nurl = \"http://{}\"\nlisten = \"127.0.0.1:{port}\"\ncatalog = true\nrules = \"{}\"\nsecret = \"cloud-admin\"\nsecret_env = \"production\"\n",
+            cloud.addr,
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let hup = || {
+        Command::new("kill")
+            .args(["-HUP", &gw.pid().to_string()])
+            .status()
+            .unwrap()
+    };
+    hup();
+    let read = || {
+        graphql(
+            direct,
+            "/graphql",
+            Some(&staging),
+            READ,
+            serde_json::json!({ "id": "vol-stg-1" }),
+        )
+    };
+    let mut served = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Ok(r) = read().await {
+            served = Some(r);
+            break;
+        }
+    }
+    let r = served.expect("the new upstream listener never opened");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("vol-stg-1"), "{}", r.body);
+
+    // Removed again: that listener closes; the shared one keeps serving.
+    std::fs::write(&cfg, &original).unwrap();
+    hup();
+    let closed = airlock_testkit::until_closed(direct).await;
+    assert!(
+        closed,
+        "the removed upstream's listener still accepts connections"
+    );
+    let r = graphql(
+        gw.proxy(),
+        "/cloud/graphql",
+        Some(&staging),
+        READ,
+        serde_json::json!({ "id": "vol-stg-1" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let logs = gw.stop();
+    assert!(logs.contains("listener closed by a reload"), "{logs}");
+}

@@ -1051,3 +1051,112 @@ async fn by_default_a_write_in_a_transaction_is_audited_before_it_runs() {
     assert_eq!(updates, 1);
     server.drop_database(&database).await;
 }
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn hup(gw: &Serving) {
+    Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+}
+
+/// Connects as soon as the door at `addr` answers (a reload takes up to a few seconds).
+async fn connect_when_open(addr: SocketAddr, db: &str, token: &str) -> Client {
+    let mut last = None;
+    for _ in 0..50 {
+        match connect(addr, db, token).await {
+            Ok(c) => return c,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("the door at {addr} never opened: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_opens_a_new_database_door_refuses_a_busy_address_and_closes_a_removed_door() {
+    let (server, database, direct, h) = seeded("reload_doors", "staging", "").await;
+    let t = token(&h, "staging", "read");
+    let gw = Serving::start(&h);
+    let first = connect(gw.database("bookings"), "bookings", &t)
+        .await
+        .unwrap();
+
+    // A second database door, added while the gateway runs: served without a restart.
+    let cfg = h.path().join("airlock.toml");
+    let original = std::fs::read_to_string(&cfg).unwrap();
+    let with_reports = |port: u16| {
+        format!(
+            "{original}\n[databases.reports]\nlisten = \"127.0.0.1:{port}\"\nurl = \"postgres://{}@{}:{}/{database}\"\nenvironment = \"staging\"\n",
+            server.user, server.host, server.port
+        )
+    };
+    let port = free_port();
+    let reports: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::fs::write(&cfg, with_reports(port)).unwrap();
+    hup(&gw);
+    let second = connect_when_open(reports, "reports", &t).await;
+    assert_eq!(int(&second, "SELECT count(*) FROM bookings").await, 100);
+
+    // Moving it to an address another process holds: the whole reload is refused, and the
+    // door keeps serving where it was.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std::fs::write(&cfg, with_reports(busy.local_addr().unwrap().port())).unwrap();
+    hup(&gw);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let again = connect(reports, "reports", &t).await.unwrap();
+    assert_eq!(int(&again, "SELECT count(*) FROM bookings").await, 100);
+    drop(busy);
+
+    // Removed from the configuration: its listener closes and its sessions end, saying why;
+    // the other door carries on.
+    std::fs::write(&cfg, &original).unwrap();
+    hup(&gw);
+    let closed = airlock_testkit::until_closed(reports).await;
+    assert!(closed, "the removed door still accepts connections");
+    let e = second
+        .query_one("SELECT count(*) FROM bookings", &[])
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(
+        db.code(),
+        &SqlState::SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
+        "{e}"
+    );
+    assert!(db.message().contains("no longer served"), "{e}");
+    assert_eq!(int(&first, "SELECT count(*) FROM bookings").await, 100);
+
+    // The database is reclassified as production: the staging session already open is refused
+    // from its next statement on, as a new one would be.
+    std::fs::write(
+        &cfg,
+        original.replace("environment = \"staging\"", "environment = \"production\""),
+    )
+    .unwrap();
+    hup(&gw);
+    let mut refused = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Err(e) = first.query_one("SELECT count(*) FROM bookings", &[]).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("the reclassified database still answered a staging token");
+    assert_eq!(e.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{e}");
+    assert_eq!(count(&direct).await, 100);
+
+    let logs = gw.stop();
+    assert!(logs.contains("new configuration rejected"), "{logs}");
+    assert!(logs.contains("cannot listen on"), "{logs}");
+    server.drop_database(&database).await;
+}

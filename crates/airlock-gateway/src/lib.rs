@@ -7,6 +7,7 @@
 //! - [`decision`]: the protocol-neutral decision service every door calls.
 //! - [`audit_writer`]: group commit of decision records.
 //! - [`runtime`]: what a reload swaps (upstreams, rules, secrets, policies, catalog).
+//! - `listeners`: the doors' sockets, opened and closed as reloads change the configuration.
 //! - [`admin`]: `/healthz` and `/metrics` on a separate listener.
 
 pub mod admin;
@@ -14,6 +15,7 @@ pub mod audit_writer;
 pub mod console;
 pub mod decision;
 pub mod http_door;
+mod listeners;
 pub mod metrics;
 pub mod pg_door;
 pub mod runtime;
@@ -150,31 +152,19 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
     let grace = gw.shutdown_grace.0;
     let upstream_timeout = gw.upstream_timeout.0;
 
-    let mut listeners: Vec<(TcpListener, Option<String>)> = Vec::new();
-    let mut bound_upstreams = Vec::new();
-    let mut proxy = None;
-    if !runtime.prefixes.is_empty() {
-        let l = bind(&gw.listen).await?;
-        proxy = l.local_addr().ok();
-        listeners.push((l, None));
-    }
-    for (name, up) in &runtime.config.upstreams {
-        if let Some(addr) = &up.listen {
-            let l = bind(addr).await?;
-            if let Ok(a) = l.local_addr() {
-                bound_upstreams.push((name.clone(), a));
-            }
-            listeners.push((l, Some(name.clone())));
-        }
-    }
-    let mut db_listeners = Vec::new();
-    let mut bound_databases = Vec::new();
-    for (name, db) in &runtime.config.databases {
-        let l = bind(&db.listen).await?;
+    // Every door's socket is bound before anything is served: a busy address fails the start.
+    let mut bound_doors = Vec::new();
+    let (mut proxy, mut bound_upstreams, mut bound_databases) = (None, Vec::new(), Vec::new());
+    for (door, spec) in listeners::wanted(&runtime) {
+        let l = bind(spec.addr()).await?;
         if let Ok(a) = l.local_addr() {
-            bound_databases.push((name.clone(), a));
+            match &door {
+                listeners::Door::Proxy => proxy = Some(a),
+                listeners::Door::Upstream(n) => bound_upstreams.push((n.clone(), a)),
+                listeners::Door::Database(n) => bound_databases.push((n.clone(), a)),
+            }
         }
-        db_listeners.push((l, name.clone(), db.max_sessions));
+        bound_doors.push((door, spec, l));
     }
     let admin_listener = bind(&gw.admin_listen).await?;
     let admin_addr = admin_listener
@@ -196,42 +186,32 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
         pg: pg_door::PgShared::default(),
     });
     let (stop, stop_rx) = watch::channel(false);
-    let sem = Arc::new(Semaphore::new(max_conn));
-    let mut tasks = Vec::new();
-    for (l, own) in listeners {
-        tasks.push(tokio::spawn(accept_loop(
-            l,
-            Arc::clone(&shared),
-            own,
-            Arc::clone(&sem),
-            stop_rx.clone(),
-            grace,
-        )));
-    }
-    for (l, name, max) in db_listeners {
-        tasks.push(tokio::spawn(pg_door::accept_loop(
-            l,
-            Arc::clone(&shared),
-            name,
-            Arc::new(Semaphore::new(max)),
-            stop_rx.clone(),
-        )));
-    }
-    tasks.push(tokio::spawn(admin::serve(
-        admin_listener,
+    let mut doors = listeners::Listeners::new(
         Arc::clone(&shared),
+        Arc::new(Semaphore::new(max_conn)),
+        grace,
         stop_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(sweep_loop(
-        Arc::clone(&shared),
-        stop_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(reload_loop(
-        config_path.to_path_buf(),
-        Arc::clone(&shared),
-        authority,
-        stop_rx,
-    )));
+    );
+    for (door, spec, l) in bound_doors {
+        doors.start(door, spec, l);
+    }
+    let tasks = vec![
+        tokio::spawn(admin::serve(
+            admin_listener,
+            Arc::clone(&shared),
+            stop_rx.clone(),
+        )),
+        tokio::spawn(sweep_loop(Arc::clone(&shared), stop_rx.clone())),
+        // The reload loop owns the listeners: it opens and closes them as the configuration
+        // changes, and closes them all when the gateway stops.
+        tokio::spawn(reload_loop(
+            config_path.to_path_buf(),
+            Arc::clone(&shared),
+            authority,
+            doors,
+            stop_rx,
+        )),
+    ];
     Ok(Running {
         bound: Bound {
             proxy,
@@ -284,6 +264,8 @@ pub(crate) fn server_builder() -> hyper_util::server::conn::auto::Builder<TokioE
     b
 }
 
+/// Serves one HTTP listener until `stop`; `closed` is told once the socket is released, then
+/// in-flight connections drain for up to `grace`.
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -291,6 +273,7 @@ async fn accept_loop(
     sem: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    closed: tokio::sync::oneshot::Sender<()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = crate::server_builder();
@@ -327,6 +310,7 @@ async fn accept_loop(
         });
     }
     drop(listener);
+    let _ = closed.send(());
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -357,6 +341,7 @@ async fn reload_loop(
     config_path: PathBuf,
     shared: Arc<Shared>,
     authority: Arc<Authority>,
+    mut doors: listeners::Listeners,
     mut stop: watch::Receiver<bool>,
 ) {
     #[cfg(unix)]
@@ -380,7 +365,10 @@ async fn reload_loop(
         #[cfg(not(unix))]
         let signal = std::future::pending::<()>();
         let why = tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.changed() => {
+                doors.stop_all().await;
+                return;
+            }
             _ = signal => "SIGHUP",
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 let now_epoch = authority.store().change_marker().ok();
@@ -399,14 +387,30 @@ async fn reload_loop(
         let loaded = tokio::task::spawn_blocking(move || Runtime::load(&path, &auth)).await;
         match loaded {
             Ok(Ok(rt)) => {
+                // New sockets first: a configuration whose listener cannot be bound is
+                // rejected before anything of it is in force.
+                let plan = match doors.prepare(&rt).await {
+                    Ok(plan) => plan,
+                    Err(e) => {
+                        tracing::error!(trigger = why, error = %e, "new configuration rejected; still serving the last good one");
+                        seen.1 = mtimes(&seen.0);
+                        shared.metrics.reload(false);
+                        continue;
+                    }
+                };
                 tracing::info!(
                     trigger = why,
                     upstreams = rt.upstreams.len(),
+                    databases = rt.databases.len(),
                     policies = rt.policy.policy_count(),
                     "configuration reloaded"
                 );
                 seen = (rt.watched.clone(), mtimes(&rt.watched));
                 shared.runtime.store(Arc::new(rt));
+                if !plan.is_empty() {
+                    doors.apply(plan).await;
+                    tracing::info!(listeners = ?doors.doors(), "listeners now open");
+                }
                 shared.metrics.reload(true);
             }
             Ok(Err(e)) => {

@@ -207,3 +207,15 @@ kind = "volume"
         rules = rules.display()
     )
 }
+
+/// Waits up to ten seconds for nothing to accept connections at `addr` (a listener a reload
+/// closes); true once it refuses them.
+pub async fn until_closed(addr: std::net::SocketAddr) -> bool {
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            return true;
+        }
+    }
+    false
+}

@@ -80,12 +80,16 @@ struct CancelTarget {
 }
 
 /// Serves one database's listener until `stop`.
+/// Accepts sessions for database `name` until `stop`, then tells `closed` that the socket is
+/// released. Sessions end with the gateway (`gateway_stop`), not with their listener.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     name: String,
     sem: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
+    gateway_stop: watch::Receiver<bool>,
+    closed: tokio::sync::oneshot::Sender<()>,
 ) {
     loop {
         let permit = tokio::select! {
@@ -107,7 +111,7 @@ pub(crate) async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let name = name.clone();
-        let stop = stop.clone();
+        let stop = gateway_stop.clone();
         tokio::spawn(async move {
             if let Err(e) = session(shared, &name, stream, peer, stop).await {
                 tracing::debug!(database = %name, %peer, error = %e, "session ended");
@@ -115,6 +119,8 @@ pub(crate) async fn accept_loop(
             drop(permit);
         });
     }
+    drop(listener);
+    let _ = closed.send(());
 }
 
 /// Why a session ended early (for the log; the client was already told).
@@ -130,6 +136,9 @@ enum End {
     /// back the open transaction the record was for.
     #[error("{0}")]
     AuditLost(String),
+    /// A reload removed the database: its sessions end.
+    #[error("{0}")]
+    Gone(String),
 }
 
 /// A client or server byte stream, plain or TLS.
@@ -803,14 +812,19 @@ async fn relay<C: Conn>(
         }
     };
     let mut w = client_w.lock().await;
-    if let Err(End::AuditLost(why)) = &result {
+    let last_word = match &result {
+        Err(End::AuditLost(why)) => Some(("58030", why, "your open transaction was rolled back; retry shortly, and tell the Airlock operator if it persists")),
+        Err(End::Gone(why)) => Some(("08004", why, "your open transaction was rolled back; ask the Airlock operator which listener serves this database now")),
+        _ => None,
+    };
+    if let Some((code, why, hint)) = last_word {
         let _ = w
             .write_all(&backend::encode_error(&Report {
                 severity: "FATAL",
-                code: "58030",
+                code,
                 message: why,
                 detail: None,
-                hint: Some("your open transaction was rolled back; retry shortly, and tell the Airlock operator if it persists"),
+                hint: Some(hint),
             }))
             .await;
     }
@@ -837,8 +851,27 @@ struct Session {
 type Sql = Prepared;
 
 impl Session {
+    /// Follows reloads: every statement is decided under the database's current settings (its
+    /// environment above all), and a database no longer served ends the session. Where the
+    /// real database is, and the login to it, stay as the session started.
+    fn follow_reload(&mut self) -> Result<(), End> {
+        let rt = self.shared.runtime.load();
+        match rt.databases.get(&self.db.upstream.name) {
+            Some(current) if Arc::ptr_eq(current, &self.db) => Ok(()),
+            Some(current) => {
+                self.db = Arc::clone(current);
+                Ok(())
+            }
+            None => Err(End::Gone(format!(
+                "database `{}` is no longer served by this Airlock",
+                self.db.upstream.name
+            ))),
+        }
+    }
+
     /// Handles one inspected client message; true when the client said goodbye.
     async fn message(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<bool, End> {
+        self.follow_reload()?;
         match frontend::decode(msg)? {
             Frontend::Query(sql) => {
                 let parsed = self.db.classifier.classify(sql);
