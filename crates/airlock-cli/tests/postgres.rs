@@ -1160,3 +1160,54 @@ async fn a_reload_opens_a_new_database_door_refuses_a_busy_address_and_closes_a_
     assert!(logs.contains("cannot listen on"), "{logs}");
     server.drop_database(&database).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_shutdown_an_open_transaction_may_commit_while_idle_sessions_end_at_once() {
+    let (server, database, direct, h) = seeded("drain", "staging", "").await;
+    let t = token(&h, "staging", "read,write");
+    let gw = Serving::start(&h);
+    let door = gw.database("bookings");
+    let busy = connect(door, "bookings", &t).await.unwrap();
+    let idle = connect(door, "bookings", &t).await.unwrap();
+    busy.batch_execute("BEGIN; UPDATE bookings SET nights = 99 WHERE id = 1")
+        .await
+        .unwrap();
+
+    Command::new("kill")
+        .arg(gw.pid().to_string())
+        .status()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+
+    // Idle: ended at once. New sessions: refused.
+    let e = idle
+        .query_one("SELECT count(*) FROM bookings", &[])
+        .await
+        .unwrap_err();
+    if let Some(db) = e.as_db_error() {
+        assert_eq!(db.code(), &SqlState::ADMIN_SHUTDOWN, "{e}");
+    }
+    assert!(connect(door, "bookings", &t).await.is_err());
+
+    // In a transaction: it may finish, and what it committed is there.
+    busy.batch_execute("UPDATE bookings SET nights = 98 WHERE id = 2; COMMIT")
+        .await
+        .unwrap();
+    let nights = |id: i32| {
+        let direct = &direct;
+        async move {
+            direct
+                .query_one("SELECT nights FROM bookings WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .get::<_, i32>(0)
+        }
+    };
+    assert_eq!(nights(1).await, 99);
+    assert_eq!(nights(2).await, 98);
+    // Then it ends too, and the gateway exits cleanly.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(busy.query_one("SELECT 1", &[]).await.is_err());
+    gw.stop();
+    server.drop_database(&database).await;
+}

@@ -72,6 +72,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// How long an upstream may take to answer.
     pub upstream_timeout: Duration,
+    /// How long shutdown waits for requests in flight and open transactions.
+    pub shutdown_grace: Duration,
     /// The master key, for opening humans' TOTP secrets when they approve (None: approvals
     /// cannot be decided on this gateway).
     pub master_key: Option<Arc<airlock_seal::MasterKey>>,
@@ -179,6 +181,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
         decider: Decider::new(Arc::clone(&authority), audit, clock, approval_store),
         metrics: metrics::Metrics::default(),
         upstream_timeout,
+        shutdown_grace: grace,
         master_key: airlock_seal::MasterKey::load(&config.key_path())
             .ok()
             .map(Arc::new),
@@ -237,12 +240,18 @@ impl Running {
         &self.shared
     }
 
-    /// Stops accepting, drains in-flight requests (up to the configured grace), flushes the audit
-    /// queue and returns.
+    /// Stops accepting, drains in-flight requests and lets open PostgreSQL transactions finish
+    /// (up to the configured grace), flushes the audit queue and returns.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        // PostgreSQL sessions end once idle (an open transaction may finish) or at the grace.
+        let deadline =
+            std::time::Instant::now() + self.shared.shutdown_grace + Duration::from_secs(1);
+        while self.shared.pg.open_sessions() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Dropping the last handle of the audit writer lets its thread write what is queued and end.
         drop(self.shared);

@@ -65,6 +65,13 @@ pub struct PgShared {
     sessions: AtomicU64,
 }
 
+impl PgShared {
+    /// Sessions open now.
+    pub fn open_sessions(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed)
+    }
+}
+
 impl std::fmt::Debug for PgShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PgShared")
@@ -661,6 +668,8 @@ async fn relay<C: Conn>(
     let (mut client_r, client_w) = tokio::io::split(client);
     let (mut server_r, mut server_w) = tokio::io::split(&mut upstream.conn);
     let track = Arc::new(Mutex::new(Tracker::default()));
+    // Told after a ReadyForQuery reached the client: the session may have become idle.
+    let answered = tokio::sync::Notify::new();
     let client_w = Arc::new(tokio::sync::Mutex::new(client_w));
     let mut session = Session {
         shared: Arc::clone(shared),
@@ -720,6 +729,7 @@ async fn relay<C: Conn>(
         }
     };
     let to_client = async {
+        let mut ready_sent = false;
         let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
         let mut splitter = Splitter::new(MAX_INSPECTED);
         let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -772,6 +782,7 @@ async fn relay<C: Conn>(
                             Backend::ReadyForQuery(status) => {
                                 track.lock().ready(status);
                                 out.extend_from_slice(&msg);
+                                ready_sent = true;
                             }
                             Backend::Other(done @ (b'1' | b'3')) => {
                                 let mut t = track.lock();
@@ -794,12 +805,15 @@ async fn relay<C: Conn>(
                 w.write_all(&out).await?;
                 out.clear();
             }
+            if std::mem::take(&mut ready_sent) {
+                answered.notify_one();
+            }
         }
     };
     let result = tokio::select! {
         r = to_server => r,
         r = to_client => r,
-        _ = stop.changed() => {
+        _ = drained(&mut stop, &track, &answered, shared.shutdown_grace) => {
             let mut w = client_w.lock().await;
             let _ = w.write_all(&backend::encode_error(&Report {
                 severity: "FATAL",
@@ -831,6 +845,33 @@ async fn relay<C: Conn>(
     let _ = w.flush().await;
     let _ = w.shutdown().await;
     result
+}
+
+/// Resolves once the gateway is stopping and the session is idle, or the grace is over: a
+/// transaction in progress gets to finish, and nothing new starts after it.
+async fn drained(
+    stop: &mut watch::Receiver<bool>,
+    track: &Mutex<Tracker>,
+    answered: &tokio::sync::Notify,
+    grace: Duration,
+) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            break;
+        }
+    }
+    let idle = async {
+        loop {
+            let next = answered.notified();
+            tokio::pin!(next);
+            next.as_mut().enable();
+            if track.lock().idle() {
+                return;
+            }
+            next.await;
+        }
+    };
+    let _ = tokio::time::timeout(grace, idle).await;
 }
 
 struct Session {

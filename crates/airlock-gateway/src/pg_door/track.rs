@@ -122,6 +122,16 @@ impl Tracker {
         self.status == b'T' && self.client_batch == self.server_batch && self.in_batch == 0
     }
 
+    /// Whether the session is idle: outside any transaction block, every batch sent answered,
+    /// nothing sent in an unfinished batch. (Status 0: nothing was sent since the login, which
+    /// ended with ReadyForQuery `I`.)
+    pub fn idle(&self) -> bool {
+        matches!(self.status, 0 | b'I')
+            && self.client_batch == self.server_batch
+            && self.in_batch == 0
+            && self.pending.is_empty()
+    }
+
     /// Whether an Execute of `portal` runs what the open batch's latest Bind was decided for.
     pub fn executes_fresh_bind(&self, portal: &str) -> bool {
         portal.is_empty() && self.unnamed_bound
@@ -289,6 +299,30 @@ mod tests {
         t.batch_sent();
         t.ready(b'I');
         assert!(!t.settled_in_block());
+    }
+
+    #[test]
+    fn shutdown_waits_while_a_batch_or_a_transaction_block_is_open() {
+        let mut t = Tracker::default();
+        assert!(
+            t.idle(),
+            "a session that has sent nothing since its login is idle"
+        );
+        t.parse_sent("", entry(OpClass::Read));
+        assert!(!t.idle(), "a Parse without its Sync yet");
+        t.bind_sent("");
+        t.execute_sent();
+        t.batch_sent();
+        assert!(!t.idle(), "a batch the server has not answered");
+        t.parse_complete().unwrap();
+        t.ready(b'T');
+        assert!(!t.idle(), "inside a transaction block");
+        t.batch_sent();
+        t.ready(b'E');
+        assert!(!t.idle(), "inside a failed transaction block");
+        t.batch_sent();
+        t.ready(b'I');
+        assert!(t.idle(), "the block ended and every batch was answered");
     }
 
     #[test]
