@@ -1211,3 +1211,58 @@ async fn at_shutdown_an_open_transaction_may_commit_while_idle_sessions_end_at_o
     gw.stop();
     server.drop_database(&database).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_door_on_a_unix_socket_serves_local_clients_without_tls() {
+    let (server, database, direct, h) = seeded("unix_door", "staging", "").await;
+    let dir = h.path().join("sockets");
+    std::fs::create_dir(&dir).unwrap();
+    // The name PostgreSQL clients look for: <dir>/.s.PGSQL.<port>.
+    let sock = dir.join(".s.PGSQL.6543");
+    let cfg = h.path().join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "\nlisten = \"127.0.0.1:0\"",
+        &format!("\nlisten = \"unix:{}\"", sock.display()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let t = token(&h, "staging", "read");
+
+    let gw = Serving::start(&h);
+    let conn = format!(
+        "host={} port=6543 user=db-bot dbname=bookings password={t}",
+        dir.display()
+    );
+    let (c, connection) = tokio_postgres::connect(&conn, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    assert_eq!(int(&c, "SELECT count(*) FROM bookings").await, 100);
+    let e = c.batch_execute("DROP TABLE bookings").await.unwrap_err();
+    assert_eq!(e.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{e}");
+    assert_eq!(count(&direct).await, 100);
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", "-h"])
+        .arg(&dir)
+        .args(["-p", "6543", "-U", "db-bot", "-d", "bookings", "-c"])
+        .arg("SELECT count(*) FROM bookings")
+        .env("PGPASSWORD", &t)
+        .output()
+        .expect("psql is installed");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "100",
+        "{out:?}"
+    );
+    drop(c);
+    gw.stop();
+    assert!(!sock.exists(), "the socket file outlived the gateway");
+
+    // A socket file left behind by a gateway that was killed does not block the next start.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists());
+    let gw = Serving::start(&h);
+    let (c, connection) = tokio_postgres::connect(&conn, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    assert_eq!(int(&c, "SELECT count(*) FROM bookings").await, 100);
+    drop(c);
+    gw.stop();
+    server.drop_database(&database).await;
+}

@@ -100,6 +100,8 @@ pub struct Bound {
     pub upstreams: Vec<(String, SocketAddr)>,
     /// PostgreSQL listeners, by database name.
     pub databases: Vec<(String, SocketAddr)>,
+    /// PostgreSQL listeners on unix sockets, by database name.
+    pub sockets: Vec<(String, PathBuf)>,
 }
 
 /// A started gateway.
@@ -157,16 +159,25 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
     // Every door's socket is bound before anything is served: a busy address fails the start.
     let mut bound_doors = Vec::new();
     let (mut proxy, mut bound_upstreams, mut bound_databases) = (None, Vec::new(), Vec::new());
+    let mut bound_sockets = Vec::new();
     for (door, spec) in listeners::wanted(&runtime) {
-        let l = bind(spec.addr()).await?;
-        if let Ok(a) = l.local_addr() {
-            match &door {
-                listeners::Door::Proxy => proxy = Some(a),
-                listeners::Door::Upstream(n) => bound_upstreams.push((n.clone(), a)),
-                listeners::Door::Database(n) => bound_databases.push((n.clone(), a)),
+        let socket = listeners::open(&door, &spec).await?;
+        match (&door, &socket) {
+            (listeners::Door::Database(n), listeners::Socket::Unix(_, path)) => {
+                bound_sockets.push((n.clone(), path.clone()));
             }
+            (door, listeners::Socket::Tcp(l)) => {
+                if let Ok(a) = l.local_addr() {
+                    match door {
+                        listeners::Door::Proxy => proxy = Some(a),
+                        listeners::Door::Upstream(n) => bound_upstreams.push((n.clone(), a)),
+                        listeners::Door::Database(n) => bound_databases.push((n.clone(), a)),
+                    }
+                }
+            }
+            _ => {}
         }
-        bound_doors.push((door, spec, l));
+        bound_doors.push((door, spec, socket));
     }
     let admin_listener = bind(&gw.admin_listen).await?;
     let admin_addr = admin_listener
@@ -221,6 +232,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
             admin: admin_addr,
             upstreams: bound_upstreams,
             databases: bound_databases,
+            sockets: bound_sockets,
         },
         stop,
         tasks,

@@ -8,10 +8,11 @@
 //! address cannot be bound is rejected as a whole and the last good configuration (and its
 //! listeners) keeps serving.
 
+use crate::pg_door::DoorSocket;
 use crate::runtime::Runtime;
 use crate::{bind, GatewayError, Shared};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -47,10 +48,51 @@ pub(crate) struct Spec {
     max_sessions: usize,
 }
 
-impl Spec {
-    /// The configured address.
-    pub(crate) fn addr(&self) -> &str {
-        &self.addr
+/// The prefix of a database door's `listen` that names a unix socket.
+const UNIX: &str = "unix:";
+
+/// A bound listener, not serving yet.
+pub(crate) enum Socket {
+    /// An HTTP door's, or a database door's on TCP.
+    Tcp(TcpListener),
+    /// A database door's unix socket.
+    Unix(tokio::net::UnixListener, PathBuf),
+}
+
+impl Socket {
+    /// Where it listens, as the CLI reports it.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Socket::Tcp(l) => l
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "?".into()),
+            Socket::Unix(_, p) => format!("{UNIX}{}", p.display()),
+        }
+    }
+}
+
+/// Binds what `spec` asks for `door`: TCP, or (database doors only) `unix:/path`.
+pub(crate) async fn open(door: &Door, spec: &Spec) -> Result<Socket, GatewayError> {
+    match spec.addr.strip_prefix(UNIX) {
+        None => Ok(Socket::Tcp(bind(&spec.addr).await?)),
+        Some(path) => {
+            let refuse = |message: String| GatewayError::Bind {
+                addr: spec.addr.clone(),
+                message,
+            };
+            if !matches!(door, Door::Database(_)) {
+                return Err(refuse(
+                    "unix sockets are offered for database doors only".into(),
+                ));
+            }
+            let path = PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(refuse("give the socket's absolute path".into()));
+            }
+            let l = crate::pg_door::bind_unix(&path).map_err(|e| refuse(e.to_string()))?;
+            Ok(Socket::Unix(l, path))
+        }
     }
 }
 
@@ -101,7 +143,7 @@ struct Open {
 /// Sockets bound for a configuration that is not in force yet.
 pub(crate) struct Plan {
     /// Bound already: doors that are new or moved to an address nobody here holds.
-    bound: Vec<(Door, Spec, TcpListener)>,
+    bound: Vec<(Door, Spec, Socket)>,
     /// To bind once the listeners they replace have closed (same address, or a session limit
     /// change).
     after_close: Vec<(Door, Spec)>,
@@ -148,31 +190,16 @@ impl Listeners {
     }
 
     /// Starts the accept loop of a bound listener.
-    pub(crate) fn start(&mut self, door: Door, spec: Spec, listener: TcpListener) {
+    pub(crate) fn start(&mut self, door: Door, spec: Spec, socket: Socket) {
         let (stop, stop_rx) = watch::channel(false);
         let (closed_tx, closed) = oneshot::channel();
         let shared = Arc::clone(&self.shared);
-        let task = match &door {
-            Door::Proxy => tokio::spawn(crate::accept_loop(
-                listener,
-                shared,
-                None,
-                Arc::clone(&self.http_sem),
-                stop_rx,
-                self.grace,
-                closed_tx,
-            )),
-            Door::Upstream(name) => tokio::spawn(crate::accept_loop(
-                listener,
-                shared,
-                Some(name.clone()),
-                Arc::clone(&self.http_sem),
-                stop_rx,
-                self.grace,
-                closed_tx,
-            )),
-            Door::Database(name) => tokio::spawn(crate::pg_door::accept_loop(
-                listener,
+        let task = match (&door, socket) {
+            (Door::Database(name), socket) => tokio::spawn(crate::pg_door::accept_loop(
+                match socket {
+                    Socket::Tcp(l) => DoorSocket::Tcp(l),
+                    Socket::Unix(l, path) => DoorSocket::Unix(l, path),
+                },
                 shared,
                 name.clone(),
                 Arc::new(Semaphore::new(spec.max_sessions.max(1))),
@@ -180,6 +207,23 @@ impl Listeners {
                 self.gateway_stop.clone(),
                 closed_tx,
             )),
+            (http, Socket::Tcp(listener)) => tokio::spawn(crate::accept_loop(
+                listener,
+                shared,
+                match http {
+                    Door::Upstream(name) => Some(name.clone()),
+                    _ => None,
+                },
+                Arc::clone(&self.http_sem),
+                stop_rx,
+                self.grace,
+                closed_tx,
+            )),
+            // `open` binds unix sockets for database doors only.
+            (_, Socket::Unix(..)) => {
+                tracing::error!(door = %door, "an HTTP door cannot serve a unix socket");
+                return;
+            }
         };
         self.open.insert(
             door,
@@ -218,7 +262,7 @@ impl Listeners {
             if held {
                 plan.after_close.push((door, spec));
             } else {
-                let l = bind(&spec.addr).await?;
+                let l = open(&door, &spec).await?;
                 plan.bound.push((door, spec, l));
             }
         }
@@ -244,7 +288,7 @@ impl Listeners {
             self.start(door, spec, l);
         }
         for (door, spec) in plan.after_close {
-            match bind(&spec.addr).await {
+            match open(&door, &spec).await {
                 Ok(l) => {
                     announce(&door, &l);
                     self.start(door, spec, l);
@@ -275,7 +319,6 @@ impl Listeners {
     }
 }
 
-fn announce(door: &Door, l: &TcpListener) {
-    let addr: Option<SocketAddr> = l.local_addr().ok();
-    tracing::info!(door = %door, addr = ?addr, "listening (opened by a reload)");
+fn announce(door: &Door, l: &Socket) {
+    tracing::info!(door = %door, addr = %l.describe(), "listening (opened by a reload)");
 }

@@ -30,6 +30,9 @@ pub fn run(config: &Path, _args: ServeArgs, out: &Output) -> anyhow::Result<Exit
             for (name, a) in &b.databases {
                 parts.push(format!("{name} postgres://{a}"));
             }
+            for (name, path) in &b.sockets {
+                parts.push(format!("{name} unix:{}", path.display()));
+            }
             parts.push(format!("admin http://{}", b.admin));
             println!("airlock gateway listening: {}", parts.join(", "));
         }

@@ -87,10 +87,45 @@ struct CancelTarget {
 }
 
 /// Serves one database's listener until `stop`.
+/// Where a database door listens: TCP, or a unix socket (removed again when the door closes).
+pub(crate) enum DoorSocket {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A unix-socket listener and its path.
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+/// Who is on the other end of a session.
+#[derive(Debug, Clone, Copy)]
+enum Peer {
+    Tcp(SocketAddr),
+    /// A unix socket: another process on this machine, allowed in by the socket's file mode.
+    Unix,
+}
+
+impl Peer {
+    /// Whether the peer is on this machine, where a token can travel without TLS.
+    fn local(&self) -> bool {
+        match self {
+            Peer::Tcp(a) => loopback(a),
+            Peer::Unix => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(a) => write!(f, "{a}"),
+            Peer::Unix => f.write_str("unix socket"),
+        }
+    }
+}
+
 /// Accepts sessions for database `name` until `stop`, then tells `closed` that the socket is
 /// released. Sessions end with the gateway (`gateway_stop`), not with their listener.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
+    listener: DoorSocket,
     shared: Arc<Shared>,
     name: String,
     sem: Arc<Semaphore>,
@@ -105,29 +140,94 @@ pub(crate) async fn accept_loop(
         };
         let accepted = tokio::select! {
             _ = stop.changed() => break,
-            a = listener.accept() => a,
+            a = accept(&listener) => a,
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let name = name.clone();
         let stop = gateway_stop.clone();
-        tokio::spawn(async move {
-            if let Err(e) = session(shared, &name, stream, peer, stop).await {
-                tracing::debug!(database = %name, %peer, error = %e, "session ended");
+        match accepted {
+            Ok(Accepted::Tcp(stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let peer = Peer::Tcp(addr);
+                    log_end(
+                        &name,
+                        peer,
+                        session(shared, &name, stream, peer, stop).await,
+                    );
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Ok(Accepted::Unix(stream)) => {
+                tokio::spawn(async move {
+                    let peer = Peer::Unix;
+                    log_end(
+                        &name,
+                        peer,
+                        session(shared, &name, stream, peer, stop).await,
+                    );
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
-    drop(listener);
+    if let DoorSocket::Unix(l, path) = listener {
+        drop(l);
+        // Only the socket this door made: a file put there since is left alone.
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_socket()
+        }) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
     let _ = closed.send(());
+}
+
+fn log_end(name: &str, peer: Peer, r: Result<(), End>) {
+    if let Err(e) = r {
+        tracing::debug!(database = %name, %peer, error = %e, "session ended");
+    }
+}
+
+enum Accepted {
+    Tcp(TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &DoorSocket) -> std::io::Result<Accepted> {
+    match listener {
+        DoorSocket::Tcp(l) => l.accept().await.map(|(s, a)| Accepted::Tcp(s, a)),
+        DoorSocket::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
+}
+
+/// Binds a database door's unix socket at `path`. A socket file left by a gateway that is gone
+/// (nothing answers on it) is replaced; a live one, or any other kind of file, is not.
+pub(crate) fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ));
+        }
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another process is listening on it",
+                ))
+            }
+            Err(_) => std::fs::remove_file(path)?,
+        }
+    }
+    tokio::net::UnixListener::bind(path)
 }
 
 /// Why a session ended early (for the log; the client was already told).
@@ -189,11 +289,11 @@ async fn fatal(c: &mut (impl AsyncWrite + Unpin), code: &str, message: &str, hin
     End::Refused(message.to_string())
 }
 
-async fn session(
+async fn session<S: Conn + 'static>(
     shared: Arc<Shared>,
     name: &str,
-    mut stream: TcpStream,
-    peer: SocketAddr,
+    mut stream: S,
+    peer: Peer,
     stop: watch::Receiver<bool>,
 ) -> Result<(), End> {
     let db = {
@@ -417,7 +517,7 @@ async fn after_tls<C: Conn>(
     shared: Arc<Shared>,
     db: Arc<DatabaseRt>,
     mut client: C,
-    peer: SocketAddr,
+    peer: Peer,
     tls: bool,
     startup: Startup,
     stop: watch::Receiver<bool>,
@@ -431,7 +531,7 @@ async fn after_tls<C: Conn>(
         )
         .await);
     };
-    if !tls && !loopback(&peer) {
+    if !tls && !peer.local() {
         return Err(fatal(
             &mut client,
             "28000",
