@@ -1155,6 +1155,44 @@ async fn a_reload_opens_a_new_database_door_refuses_a_busy_address_and_closes_a_
     assert_eq!(e.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{e}");
     assert_eq!(count(&direct).await, 100);
 
+    // A change the session cannot follow (safe functions, which its prepared statements were
+    // classified with) ends it, saying so; a new session works under the new settings.
+    let prod = token(&h, "production", "read");
+    let third = connect(gw.database("bookings"), "bookings", &prod)
+        .await
+        .unwrap();
+    third
+        .prepare("SELECT count(*) FROM bookings")
+        .await
+        .unwrap();
+    std::fs::write(
+        &cfg,
+        original.replace("environment = \"staging\"", "environment = \"production\"")
+            + "safe_functions = [\"pg_backend_pid\"]\n",
+    )
+    .unwrap();
+    hup(&gw);
+    let mut ended = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Err(e) = third.query_one("SELECT count(*) FROM bookings", &[]).await {
+            ended = Some(e);
+            break;
+        }
+    }
+    let e = ended.expect("a session outlived a change of its database's safe functions");
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(
+        db.code(),
+        &SqlState::SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
+        "{e}"
+    );
+    assert!(db.message().contains("reconfigured"), "{e}");
+    let fourth = connect(gw.database("bookings"), "bookings", &prod)
+        .await
+        .unwrap();
+    assert_eq!(int(&fourth, "SELECT count(*) FROM bookings").await, 100);
+
     let logs = gw.stop();
     assert!(logs.contains("new configuration rejected"), "{logs}");
     assert!(logs.contains("cannot listen on"), "{logs}");

@@ -89,7 +89,8 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Where the gateway listens, once bound.
+/// Where the gateway listened when it started (a reload may open, move or close listeners
+/// since; it logs each change).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Bound {
     /// The shared proxy listener (path-prefix upstreams), if any upstream uses it.
@@ -209,6 +210,10 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
     for (door, spec, l) in bound_doors {
         doors.start(door, spec, l);
     }
+    // Caught from now on: SIGHUP's default action ends the process, and a reload may be asked
+    // for as soon as the listeners are reported.
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let tasks = vec![
         tokio::spawn(admin::serve(
             admin_listener,
@@ -224,6 +229,8 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
             authority,
             doors,
             stop_rx,
+            #[cfg(unix)]
+            hup,
         )),
     ];
     Ok(Running {
@@ -255,13 +262,14 @@ impl Running {
     /// Stops accepting, drains in-flight requests and lets open PostgreSQL transactions finish
     /// (up to the configured grace), flushes the audit queue and returns.
     pub async fn shutdown(self) {
+        // PostgreSQL sessions drain alongside HTTP connections, within the same grace.
+        let deadline =
+            std::time::Instant::now() + self.shared.shutdown_grace + Duration::from_secs(1);
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
         // PostgreSQL sessions end once idle (an open transaction may finish) or at the grace.
-        let deadline =
-            std::time::Instant::now() + self.shared.shutdown_grace + Duration::from_secs(1);
         while self.shared.pg.open_sessions() > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -285,8 +293,8 @@ pub(crate) fn server_builder() -> hyper_util::server::conn::auto::Builder<TokioE
     b
 }
 
-/// Serves one HTTP listener until `stop`; `closed` is told once the socket is released, then
-/// in-flight connections drain for up to `grace`.
+/// Serves one HTTP listener until `stop`, hands the socket back through `closed` (a reload may
+/// reuse it), then lets in-flight connections drain for up to `grace`.
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -294,7 +302,7 @@ async fn accept_loop(
     sem: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
-    closed: tokio::sync::oneshot::Sender<()>,
+    closed: tokio::sync::oneshot::Sender<listeners::Socket>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = crate::server_builder();
@@ -330,8 +338,7 @@ async fn accept_loop(
             drop(permit);
         });
     }
-    drop(listener);
-    let _ = closed.send(());
+    let _ = closed.send(listeners::Socket::Tcp(listener));
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -364,9 +371,8 @@ async fn reload_loop(
     authority: Arc<Authority>,
     mut doors: listeners::Listeners,
     mut stop: watch::Receiver<bool>,
+    #[cfg(unix)] mut hup: Option<tokio::signal::unix::Signal>,
 ) {
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut seen = {
         let rt = shared.runtime.load();
         (rt.watched.clone(), mtimes(&rt.watched))
@@ -405,7 +411,14 @@ async fn reload_loop(
         };
         let path = config_path.clone();
         let auth = Arc::clone(&authority);
-        let loaded = tokio::task::spawn_blocking(move || Runtime::load(&path, &auth)).await;
+        // A stop while the new version loads is not kept waiting for it.
+        let loaded = tokio::select! {
+            _ = stop.changed() => {
+                doors.stop_all().await;
+                return;
+            }
+            loaded = tokio::task::spawn_blocking(move || Runtime::load(&path, &auth)) => loaded,
+        };
         match loaded {
             Ok(Ok(rt)) => {
                 // New sockets first: a configuration whose listener cannot be bound is
@@ -427,6 +440,12 @@ async fn reload_loop(
                     "configuration reloaded"
                 );
                 seen = (rt.watched.clone(), mtimes(&rt.watched));
+                if *stop.borrow() {
+                    // Stopping: open nothing new, and close what `prepare` bound.
+                    plan.discard();
+                    doors.stop_all().await;
+                    return;
+                }
                 shared.runtime.store(Arc::new(rt));
                 if !plan.is_empty() {
                     doors.apply(plan).await;

@@ -1,14 +1,15 @@
 //! The doors' listening sockets, kept in step with the configuration across reloads.
 //!
 //! A reload that adds a database or an upstream with its own `listen` opens that listener; one
-//! that removes it, or moves it to another address, closes the old one. Sessions and requests
-//! already accepted are not cut: an HTTP listener that closes drains its connections (up to the
-//! shutdown grace), and PostgreSQL sessions run on until their client leaves or the gateway
-//! stops. New sockets are bound before the new configuration is put in force, so a reload whose
-//! address cannot be bound is rejected as a whole and the last good configuration (and its
-//! listeners) keeps serving.
+//! that removes it, or moves it to another address, closes the old one. An HTTP listener that
+//! closes drains its connections (up to the shutdown grace); the sessions of a removed database
+//! end at their next message (the door checks its database against every new runtime). New
+//! addresses are bound before the new configuration is put in force, so a reload whose address
+//! cannot be bound is rejected as a whole and the last good configuration (and its listeners)
+//! keeps serving. A socket whose address stays (another door takes it, or only the session
+//! limit changed) is handed from the old accept loop to the new one, never closed and rebound.
+//! Addresses are compared as written: `localhost:6432` and `127.0.0.1:6432` are different.
 
-use crate::pg_door::DoorSocket;
 use crate::runtime::Runtime;
 use crate::{bind, GatewayError, Shared};
 use std::collections::BTreeMap;
@@ -72,26 +73,49 @@ impl Socket {
     }
 }
 
+/// The unix socket path `spec` asks for `door`, if any; refuses what no door can serve.
+fn unix_path(door: &Door, spec: &Spec) -> Result<Option<PathBuf>, GatewayError> {
+    let Some(path) = spec.addr.strip_prefix(UNIX) else {
+        return Ok(None);
+    };
+    let refuse = |message: &str| GatewayError::Bind {
+        addr: spec.addr.clone(),
+        message: message.to_string(),
+    };
+    if !matches!(door, Door::Database(_)) {
+        return Err(refuse("unix sockets are offered for database doors only"));
+    }
+    let path = PathBuf::from(path);
+    if !path.is_absolute() {
+        return Err(refuse("give the socket's absolute path"));
+    }
+    Ok(Some(path))
+}
+
 /// Binds what `spec` asks for `door`: TCP, or (database doors only) `unix:/path`.
 pub(crate) async fn open(door: &Door, spec: &Spec) -> Result<Socket, GatewayError> {
-    match spec.addr.strip_prefix(UNIX) {
+    match unix_path(door, spec)? {
         None => Ok(Socket::Tcp(bind(&spec.addr).await?)),
         Some(path) => {
-            let refuse = |message: String| GatewayError::Bind {
+            let l = crate::pg_door::bind_unix(&path).map_err(|e| GatewayError::Bind {
                 addr: spec.addr.clone(),
-                message,
-            };
-            if !matches!(door, Door::Database(_)) {
-                return Err(refuse(
-                    "unix sockets are offered for database doors only".into(),
-                ));
-            }
-            let path = PathBuf::from(path);
-            if !path.is_absolute() {
-                return Err(refuse("give the socket's absolute path".into()));
-            }
-            let l = crate::pg_door::bind_unix(&path).map_err(|e| refuse(e.to_string()))?;
+                message: e.to_string(),
+            })?;
             Ok(Socket::Unix(l, path))
+        }
+    }
+}
+
+/// Closes a socket no door serves any more (and removes a unix socket's file, if it is still
+/// the socket: a file put there since is left alone).
+pub(crate) fn release(socket: Socket) {
+    if let Socket::Unix(l, path) = socket {
+        drop(l);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_socket()
+        }) {
+            let _ = std::fs::remove_file(&path);
         }
     }
 }
@@ -135,8 +159,8 @@ struct Open {
     spec: Spec,
     /// Tells this listener's accept loop to stop accepting.
     stop: watch::Sender<bool>,
-    /// Resolves once the accept loop has let go of its socket (an HTTP loop then drains).
-    closed: oneshot::Receiver<()>,
+    /// The socket, handed back once the accept loop stops accepting (an HTTP loop then drains).
+    closed: oneshot::Receiver<Socket>,
     task: JoinHandle<()>,
 }
 
@@ -144,8 +168,8 @@ struct Open {
 pub(crate) struct Plan {
     /// Bound already: doors that are new or moved to an address nobody here holds.
     bound: Vec<(Door, Spec, Socket)>,
-    /// To bind once the listeners they replace have closed (same address, or a session limit
-    /// change).
+    /// To serve on the socket of a listener that closes (same address: another door takes
+    /// it, or only the session limit changed).
     after_close: Vec<(Door, Spec)>,
     /// Open listeners to close.
     close: Vec<Door>,
@@ -155,6 +179,13 @@ impl Plan {
     /// True when the new configuration leaves every listener as it is.
     pub(crate) fn is_empty(&self) -> bool {
         self.bound.is_empty() && self.after_close.is_empty() && self.close.is_empty()
+    }
+
+    /// Gives up the plan: closes what it bound.
+    pub(crate) fn discard(self) {
+        for (_, _, socket) in self.bound {
+            release(socket);
+        }
     }
 }
 
@@ -196,10 +227,7 @@ impl Listeners {
         let shared = Arc::clone(&self.shared);
         let task = match (&door, socket) {
             (Door::Database(name), socket) => tokio::spawn(crate::pg_door::accept_loop(
-                match socket {
-                    Socket::Tcp(l) => DoorSocket::Tcp(l),
-                    Socket::Unix(l, path) => DoorSocket::Unix(l, path),
-                },
+                socket,
                 shared,
                 name.clone(),
                 Arc::new(Semaphore::new(spec.max_sessions.max(1))),
@@ -219,9 +247,10 @@ impl Listeners {
                 self.grace,
                 closed_tx,
             )),
-            // `open` binds unix sockets for database doors only.
-            (_, Socket::Unix(..)) => {
+            // `open` and `prepare` give unix sockets to database doors only.
+            (_, socket @ Socket::Unix(..)) => {
                 tracing::error!(door = %door, "an HTTP door cannot serve a unix socket");
+                release(socket);
                 return;
             }
         };
@@ -259,26 +288,34 @@ impl Listeners {
                 .close
                 .iter()
                 .any(|d| self.open.get(d).is_some_and(|o| o.spec.addr == spec.addr));
-            if held {
-                plan.after_close.push((door, spec));
+            let step = if held {
+                unix_path(&door, &spec).map(|_| plan.after_close.push((door, spec)))
             } else {
-                let l = open(&door, &spec).await?;
-                plan.bound.push((door, spec, l));
+                open(&door, &spec)
+                    .await
+                    .map(|l| plan.bound.push((door, spec, l)))
+            };
+            if let Err(e) = step {
+                plan.discard();
+                return Err(e);
             }
         }
         Ok(plan)
     }
 
-    /// Puts a prepared plan in force (after the new runtime is): closes what it replaces, then
-    /// starts the new accept loops. A listener that still cannot be bound is reported, not fatal.
+    /// Puts a prepared plan in force (after the new runtime is): stops the accept loops it
+    /// replaces, hands their sockets to the doors that keep those addresses, closes the rest,
+    /// and starts the new accept loops.
     pub(crate) async fn apply(&mut self, plan: Plan) {
+        let mut returned: BTreeMap<String, Socket> = BTreeMap::new();
         for door in plan.close {
             if let Some(open) = self.open.remove(&door) {
                 let _ = open.stop.send(true);
-                // The accept loop owns the socket: wait until it has let go of the address (an
-                // error means the loop already ended, socket and all). An HTTP loop then drains
-                // its connections in the background.
-                let _ = open.closed.await;
+                // An error means the loop already ended (it panicked), socket and all.
+                if let Ok(socket) = open.closed.await {
+                    returned.insert(open.spec.addr.clone(), socket);
+                }
+                // An HTTP loop drains its connections in the background.
                 self.draining.push(open.task);
                 tracing::info!(door = %door, addr = %open.spec.addr, "listener closed by a reload");
             }
@@ -288,7 +325,11 @@ impl Listeners {
             self.start(door, spec, l);
         }
         for (door, spec) in plan.after_close {
-            match open(&door, &spec).await {
+            let socket = match returned.remove(&spec.addr) {
+                Some(s) => Ok(s),
+                None => open(&door, &spec).await,
+            };
+            match socket {
                 Ok(l) => {
                     announce(&door, &l);
                     self.start(door, spec, l);
@@ -298,6 +339,10 @@ impl Listeners {
                 }
             }
         }
+        for (_, socket) in returned {
+            release(socket);
+        }
+        self.draining.retain(|t| !t.is_finished());
     }
 
     /// Stops every accept loop and waits for them (HTTP loops drain within the grace period).
@@ -306,6 +351,9 @@ impl Listeners {
             let _ = open.stop.send(true);
         }
         for (_, open) in std::mem::take(&mut self.open) {
+            if let Ok(socket) = open.closed.await {
+                release(socket);
+            }
             let _ = open.task.await;
         }
         for task in std::mem::take(&mut self.draining) {

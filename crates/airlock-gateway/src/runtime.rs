@@ -142,6 +142,10 @@ pub struct DatabaseRt {
     pub classifier: Arc<airlock_sql::Classifier>,
     /// Whether writes inside a transaction block may be audited durably at COMMIT.
     pub audit_writes_at_commit: bool,
+    /// What an open session cannot follow across a reload: the server and login, TLS towards
+    /// it, and the safe functions its prepared statements were classified with. A reload that
+    /// changes it ends the database's sessions.
+    pub session_basis: String,
 }
 
 impl std::fmt::Debug for DatabaseRt {
@@ -658,6 +662,14 @@ fn load_database(
         client_tls,
         classifier: Arc::new(airlock_sql::Classifier::new(sql, 4096)),
         audit_writes_at_commit: db.audit_writes_at_commit,
+        session_basis: {
+            let mut safe = db.safe_functions.clone();
+            safe.sort();
+            format!(
+                "{:?}|{:?}|{:?}|{:?}|{:?}",
+                db.url, db.secret, db.tls, db.ca_file, safe
+            )
+        },
     })
 }
 

@@ -18,6 +18,7 @@ mod track;
 
 use crate::audit_writer::Pending;
 use crate::decision::{DoorRequest, Verdict};
+use crate::listeners::Socket;
 use crate::runtime::DatabaseRt;
 use crate::Shared;
 use airlock_audit::AuditEvent;
@@ -37,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use track::{Prepared, Tracker};
 
@@ -87,14 +88,6 @@ struct CancelTarget {
 }
 
 /// Serves one database's listener until `stop`.
-/// Where a database door listens: TCP, or a unix socket (removed again when the door closes).
-pub(crate) enum DoorSocket {
-    /// A TCP listener.
-    Tcp(TcpListener),
-    /// A unix-socket listener and its path.
-    Unix(tokio::net::UnixListener, std::path::PathBuf),
-}
-
 /// Who is on the other end of a session.
 #[derive(Debug, Clone, Copy)]
 enum Peer {
@@ -122,16 +115,17 @@ impl std::fmt::Display for Peer {
     }
 }
 
-/// Accepts sessions for database `name` until `stop`, then tells `closed` that the socket is
-/// released. Sessions end with the gateway (`gateway_stop`), not with their listener.
+/// Accepts sessions for database `name` until `stop`, then hands its socket back through
+/// `closed` (a reload may reuse it). Sessions end with the gateway (`gateway_stop`) or when a
+/// reload removes or reconfigures their database, not with their listener.
 pub(crate) async fn accept_loop(
-    listener: DoorSocket,
+    listener: Socket,
     shared: Arc<Shared>,
     name: String,
     sem: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     gateway_stop: watch::Receiver<bool>,
-    closed: tokio::sync::oneshot::Sender<()>,
+    closed: tokio::sync::oneshot::Sender<Socket>,
 ) {
     loop {
         let permit = tokio::select! {
@@ -142,67 +136,54 @@ pub(crate) async fn accept_loop(
             _ = stop.changed() => break,
             a = accept(&listener) => a,
         };
-        let shared = Arc::clone(&shared);
-        let name = name.clone();
-        let stop = gateway_stop.clone();
-        match accepted {
-            Ok(Accepted::Tcp(stream, addr)) => {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(async move {
-                    let peer = Peer::Tcp(addr);
-                    log_end(
-                        &name,
-                        peer,
-                        session(shared, &name, stream, peer, stop).await,
-                    );
-                    drop(permit);
-                });
-            }
-            Ok(Accepted::Unix(stream)) => {
-                tokio::spawn(async move {
-                    let peer = Peer::Unix;
-                    log_end(
-                        &name,
-                        peer,
-                        session(shared, &name, stream, peer, stop).await,
-                    );
-                    drop(permit);
-                });
-            }
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
             }
-        }
+        };
+        let shared = Arc::clone(&shared);
+        let name = name.clone();
+        let stop = gateway_stop.clone();
+        // Counted from the accept, so that shutdown also waits for sessions still logging in.
+        shared.pg.sessions.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let count = Arc::clone(&shared);
+            let result = match stream {
+                Accepted::Tcp(stream) => session(shared, &name, stream, peer, stop).await,
+                Accepted::Unix(stream) => session(shared, &name, stream, peer, stop).await,
+            };
+            if let Err(e) = result {
+                tracing::debug!(database = %name, %peer, error = %e, "session ended");
+            }
+            count.pg.sessions.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
     }
-    if let DoorSocket::Unix(l, path) = listener {
-        drop(l);
-        // Only the socket this door made: a file put there since is left alone.
-        if std::fs::symlink_metadata(&path).is_ok_and(|m| {
-            use std::os::unix::fs::FileTypeExt;
-            m.file_type().is_socket()
-        }) {
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-    let _ = closed.send(());
-}
-
-fn log_end(name: &str, peer: Peer, r: Result<(), End>) {
-    if let Err(e) = r {
-        tracing::debug!(database = %name, %peer, error = %e, "session ended");
+    // Back to the listener set, which reuses it (a reload that keeps the address) or closes it.
+    if let Err(socket) = closed.send(listener) {
+        crate::listeners::release(socket);
     }
 }
 
 enum Accepted {
-    Tcp(TcpStream, SocketAddr),
+    Tcp(TcpStream),
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(listener: &DoorSocket) -> std::io::Result<Accepted> {
+async fn accept(listener: &Socket) -> std::io::Result<(Accepted, Peer)> {
     match listener {
-        DoorSocket::Tcp(l) => l.accept().await.map(|(s, a)| Accepted::Tcp(s, a)),
-        DoorSocket::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        Socket::Tcp(l) => {
+            let (s, a) = l.accept().await?;
+            let _ = s.set_nodelay(true);
+            Ok((Accepted::Tcp(s), Peer::Tcp(a)))
+        }
+        Socket::Unix(l, _) => {
+            let (s, _) = l.accept().await?;
+            Ok((Accepted::Unix(s), Peer::Unix))
+        }
     }
 }
 
@@ -243,9 +224,12 @@ enum End {
     /// back the open transaction the record was for.
     #[error("{0}")]
     AuditLost(String),
-    /// A reload removed the database: its sessions end.
+    /// A reload removed or reconfigured the database: its sessions end.
     #[error("{0}")]
     Gone(String),
+    /// The gateway is stopping and the session is idle, or out of grace.
+    #[error("the gateway is stopping")]
+    Stopping,
 }
 
 /// A client or server byte stream, plain or TLS.
@@ -330,7 +314,9 @@ async fn session<S: Conn + 'static>(
                 asked_ssl = true;
                 if let Some(acceptor) = &db.client_tls {
                     stream.write_all(b"S").await?;
-                    let mut tls = acceptor.accept(stream).await?;
+                    let mut tls = tokio::time::timeout(LOGIN_TIMEOUT, acceptor.accept(stream))
+                        .await
+                        .map_err(|_| End::Refused("TLS handshake timed out".into()))??;
                     let next = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut tls))
                         .await
                         .map_err(|_| End::Refused("startup timed out".into()))??;
@@ -654,7 +640,6 @@ async fn after_tls<C: Conn>(
     };
     greeting.extend(backend::encode_key(fake_pid, fake_key));
     greeting.extend(backend::encode_ready(b'I'));
-    shared.pg.sessions.fetch_add(1, Ordering::Relaxed);
     let result = async {
         client.write_all(&greeting).await?;
         client.flush().await?;
@@ -672,7 +657,6 @@ async fn after_tls<C: Conn>(
     }
     .await;
     shared.pg.cancels.lock().remove(&(fake_pid, fake_key));
-    shared.pg.sessions.fetch_sub(1, Ordering::Relaxed);
     result
 }
 
@@ -774,6 +758,8 @@ async fn relay<C: Conn>(
     let mut session = Session {
         shared: Arc::clone(shared),
         db: Arc::clone(db),
+        // Unknown yet: the first message checks `db` against the runtime in force.
+        rt: None,
         claims,
         token,
         id: session_id,
@@ -829,7 +815,6 @@ async fn relay<C: Conn>(
         }
     };
     let to_client = async {
-        let mut ready_sent = false;
         let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
         let mut splitter = Splitter::new(MAX_INSPECTED);
         let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -882,7 +867,6 @@ async fn relay<C: Conn>(
                             Backend::ReadyForQuery(status) => {
                                 track.lock().ready(status);
                                 out.extend_from_slice(&msg);
-                                ready_sent = true;
                             }
                             Backend::Other(done @ (b'1' | b'3')) => {
                                 let mut t = track.lock();
@@ -904,8 +888,7 @@ async fn relay<C: Conn>(
                 let mut w = client_w.lock().await;
                 w.write_all(&out).await?;
                 out.clear();
-            }
-            if std::mem::take(&mut ready_sent) {
+                // The session may have become idle (a ReadyForQuery, or the answers to a Flush).
                 answered.notify_one();
             }
         }
@@ -914,41 +897,42 @@ async fn relay<C: Conn>(
         r = to_server => r,
         r = to_client => r,
         _ = drained(&mut stop, &track, &answered, shared.shutdown_grace) => {
-            let mut w = client_w.lock().await;
-            let _ = w.write_all(&backend::encode_error(&Report {
-                severity: "FATAL",
-                code: "57P01",
-                message: "Airlock is shutting down",
-                detail: None,
-                hint: Some("reconnect in a moment"),
-            })).await;
-            Ok(())
+            Err(End::Stopping)
         }
     };
     let mut w = client_w.lock().await;
     let last_word = match &result {
-        Err(End::AuditLost(why)) => Some(("58030", why, "your open transaction was rolled back; retry shortly, and tell the Airlock operator if it persists")),
-        Err(End::Gone(why)) => Some(("08004", why, "your open transaction was rolled back; ask the Airlock operator which listener serves this database now")),
+        Err(End::Stopping) => Some(("57P01", "Airlock is shutting down", "reconnect in a moment")),
+        Err(End::AuditLost(why)) => Some(("58030", why.as_str(), "your open transaction was rolled back; retry shortly, and tell the Airlock operator if it persists")),
+        Err(End::Gone(why)) => Some(("08004", why.as_str(), "your open transaction was rolled back; ask the Airlock operator which listener serves this database now")),
         _ => None,
     };
-    if let Some((code, why, hint)) = last_word {
-        let _ = w
-            .write_all(&backend::encode_error(&Report {
-                severity: "FATAL",
-                code,
-                message: why,
-                detail: None,
-                hint: Some(hint),
-            }))
-            .await;
+    // A client that stopped reading must not hold the session (and shutdown) open.
+    let goodbye = async {
+        if let Some((code, why, hint)) = last_word {
+            let _ = w
+                .write_all(&backend::encode_error(&Report {
+                    severity: "FATAL",
+                    code,
+                    message: why,
+                    detail: None,
+                    hint: Some(hint),
+                }))
+                .await;
+        }
+        let _ = w.flush().await;
+        let _ = w.shutdown().await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+    match result {
+        Err(End::Stopping) => Ok(()),
+        other => other,
     }
-    let _ = w.flush().await;
-    let _ = w.shutdown().await;
-    result
 }
 
 /// Resolves once the gateway is stopping and the session is idle, or the grace is over: a
-/// transaction in progress gets to finish, and nothing new starts after it.
+/// batch in flight or an open transaction block gets to finish (its statements are still
+/// decided one by one), and the session ends as soon as it is idle.
 async fn drained(
     stop: &mut watch::Receiver<bool>,
     track: &Mutex<Tracker>,
@@ -977,6 +961,8 @@ async fn drained(
 struct Session {
     shared: Arc<Shared>,
     db: Arc<DatabaseRt>,
+    /// The runtime `db` was checked against; statements are decided under it.
+    rt: Option<Arc<crate::Runtime>>,
     claims: Arc<Claims>,
     token: String,
     id: u64,
@@ -992,22 +978,34 @@ struct Session {
 type Sql = Prepared;
 
 impl Session {
-    /// Follows reloads: every statement is decided under the database's current settings (its
-    /// environment above all), and a database no longer served ends the session. Where the
-    /// real database is, and the login to it, stay as the session started.
+    /// Follows reloads: every statement is decided under the runtime in force and the
+    /// database's current settings (its environment above all). A reload that changed what an
+    /// open session cannot follow (the server and login, or how statements are classified, which
+    /// its prepared statements were decided by) or removed the database ends the session.
     fn follow_reload(&mut self) -> Result<(), End> {
-        let rt = self.shared.runtime.load();
-        match rt.databases.get(&self.db.upstream.name) {
-            Some(current) if Arc::ptr_eq(current, &self.db) => Ok(()),
-            Some(current) => {
-                self.db = Arc::clone(current);
-                Ok(())
-            }
-            None => Err(End::Gone(format!(
-                "database `{}` is no longer served by this Airlock",
-                self.db.upstream.name
-            ))),
+        let guard = self.shared.runtime.load();
+        if self.rt.as_ref().is_some_and(|rt| Arc::ptr_eq(rt, &guard)) {
+            return Ok(());
         }
+        let rt = arc_swap::Guard::into_inner(guard);
+        let name = &self.db.upstream.name;
+        match rt.databases.get(name) {
+            Some(current) if current.session_basis == self.db.session_basis => {
+                self.db = Arc::clone(current);
+            }
+            Some(_) => {
+                return Err(End::Gone(format!(
+                    "database `{name}` was reconfigured (its server, login or safe functions changed); this session must start again"
+                )))
+            }
+            None => {
+                return Err(End::Gone(format!(
+                    "database `{name}` is no longer served by this Airlock"
+                )))
+            }
+        }
+        self.rt = Some(rt);
+        Ok(())
     }
 
     /// Handles one inspected client message; true when the client said goodbye.
@@ -1223,7 +1221,11 @@ impl Session {
 
     async fn decide_with(&self, info: &Sql, via: &str, defer: bool) -> (Verdict, Option<Pending>) {
         let started = std::time::Instant::now();
-        let rt = self.shared.runtime.load();
+        // The runtime `db` was checked against: one runtime for the whole decision.
+        let rt = match &self.rt {
+            Some(rt) => Arc::clone(rt),
+            None => self.shared.runtime.load_full(),
+        };
         let req = DoorRequest {
             door: "postgres",
             upstream: &self.db.upstream,
