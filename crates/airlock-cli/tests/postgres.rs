@@ -1068,6 +1068,17 @@ fn hup(gw: &Serving) {
         .unwrap();
 }
 
+/// The first error a count of the bookings gets within ten seconds (a reload taking effect).
+async fn first_error(c: &Client) -> Option<tokio_postgres::Error> {
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Err(e) = c.query_one("SELECT count(*) FROM bookings", &[]).await {
+            return Some(e);
+        }
+    }
+    None
+}
+
 /// Connects as soon as the door at `addr` answers (a reload takes up to a few seconds).
 async fn connect_when_open(addr: SocketAddr, db: &str, token: &str) -> Client {
     let mut last = None;
@@ -1143,14 +1154,7 @@ async fn a_reload_opens_a_new_database_door_refuses_a_busy_address_and_closes_a_
     )
     .unwrap();
     hup(&gw);
-    let mut refused = None;
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        if let Err(e) = first.query_one("SELECT count(*) FROM bookings", &[]).await {
-            refused = Some(e);
-            break;
-        }
-    }
+    let refused = first_error(&first).await;
     let e = refused.expect("the reclassified database still answered a staging token");
     assert_eq!(e.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{e}");
     assert_eq!(count(&direct).await, 100);
@@ -1172,14 +1176,7 @@ async fn a_reload_opens_a_new_database_door_refuses_a_busy_address_and_closes_a_
     )
     .unwrap();
     hup(&gw);
-    let mut ended = None;
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        if let Err(e) = third.query_one("SELECT count(*) FROM bookings", &[]).await {
-            ended = Some(e);
-            break;
-        }
-    }
+    let ended = first_error(&third).await;
     let e = ended.expect("a session outlived a change of its database's safe functions");
     let db = e.as_db_error().expect("a server error");
     assert_eq!(
