@@ -1301,3 +1301,29 @@ async fn a_database_door_on_a_unix_socket_serves_local_clients_without_tls() {
     gw.stop();
     server.drop_database(&database).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stalls_while_logging_in_does_not_hold_shutdown_past_its_grace() {
+    let (server, database, _direct, h) = seeded("stalled_login", "staging", "").await;
+    let cfg = h.path().join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "admin_listen = \"127.0.0.1:0\"",
+        "admin_listen = \"127.0.0.1:0\"\nshutdown_grace = \"1s\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let gw = Serving::start(&h);
+    // Connected, never sends its startup message (the login timeout alone is 15 s).
+    let stalled = tokio::net::TcpStream::connect(gw.database("bookings"))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    gw.stop();
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "shutdown waited {took:?} for a stalled login with a 1 s grace"
+    );
+    drop(stalled);
+    server.drop_database(&database).await;
+}

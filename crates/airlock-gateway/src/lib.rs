@@ -164,7 +164,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
     for (door, spec) in listeners::wanted(&runtime) {
         let socket = listeners::open(&door, &spec).await?;
         match (&door, &socket) {
-            (listeners::Door::Database(n), listeners::Socket::Unix(_, path)) => {
+            (listeners::Door::Database(n), listeners::Socket::Unix(_, path, _)) => {
                 bound_sockets.push((n.clone(), path.clone()));
             }
             (door, listeners::Socket::Tcp(l)) => {
@@ -273,6 +273,9 @@ impl Running {
         while self.shared.pg.open_sessions() > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // What is still running then (a login that stalls, a database that stopped answering)
+        // is cut off, so that shutdown never waits past its deadline.
+        self.shared.pg.abort_all();
         // Dropping the last handle of the audit writer lets its thread write what is queued and end.
         drop(self.shared);
         let _ = tokio::task::spawn_blocking(move || self.audit_thread.join()).await;

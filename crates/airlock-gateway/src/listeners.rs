@@ -56,8 +56,9 @@ const UNIX: &str = "unix:";
 pub(crate) enum Socket {
     /// An HTTP door's, or a database door's on TCP.
     Tcp(TcpListener),
-    /// A database door's unix socket.
-    Unix(tokio::net::UnixListener, PathBuf),
+    /// A database door's unix socket: the listener, its path, and the file it made there
+    /// (device, inode), so that only that file is ever removed.
+    Unix(tokio::net::UnixListener, PathBuf, (u64, u64)),
 }
 
 impl Socket {
@@ -68,7 +69,7 @@ impl Socket {
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| "?".into()),
-            Socket::Unix(_, p) => format!("{UNIX}{}", p.display()),
+            Socket::Unix(_, p, _) => format!("{UNIX}{}", p.display()),
         }
     }
 }
@@ -97,23 +98,26 @@ pub(crate) async fn open(door: &Door, spec: &Spec) -> Result<Socket, GatewayErro
     match unix_path(door, spec)? {
         None => Ok(Socket::Tcp(bind(&spec.addr).await?)),
         Some(path) => {
-            let l = crate::pg_door::bind_unix(&path).map_err(|e| GatewayError::Bind {
-                addr: spec.addr.clone(),
-                message: e.to_string(),
-            })?;
-            Ok(Socket::Unix(l, path))
+            let (l, id) =
+                crate::pg_door::bind_unix(&path)
+                    .await
+                    .map_err(|e| GatewayError::Bind {
+                        addr: spec.addr.clone(),
+                        message: e.to_string(),
+                    })?;
+            Ok(Socket::Unix(l, path, id))
         }
     }
 }
 
-/// Closes a socket no door serves any more (and removes a unix socket's file, if it is still
-/// the socket: a file put there since is left alone).
+/// Closes a socket no door serves any more, and removes a unix socket's file if it is still the
+/// one this gateway made (a file put there since is left alone).
 pub(crate) fn release(socket: Socket) {
-    if let Socket::Unix(l, path) = socket {
+    if let Socket::Unix(l, path, id) = socket {
         drop(l);
         if std::fs::symlink_metadata(&path).is_ok_and(|m| {
-            use std::os::unix::fs::FileTypeExt;
-            m.file_type().is_socket()
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino()) == id
         }) {
             let _ = std::fs::remove_file(&path);
         }

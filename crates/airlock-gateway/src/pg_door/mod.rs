@@ -64,12 +64,37 @@ const PASSED_PARAMS: &[&str] = &[
 pub struct PgShared {
     cancels: Mutex<HashMap<(i32, i32), CancelTarget>>,
     sessions: AtomicU64,
+    /// Every session task, so that shutdown can end those still running at its deadline
+    /// (stuck logging in, or behind a database that stopped answering).
+    live: Mutex<HashMap<u64, tokio::task::AbortHandle>>,
+}
+
+/// Counts a session task while it exists, however it ends (aborted included).
+struct Live {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.shared.pg.live.lock().remove(&self.id);
+        self.shared.pg.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl PgShared {
-    /// Sessions open now.
+    /// Sessions open now (logging in included).
     pub fn open_sessions(&self) -> u64 {
         self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Ends every session task still running (shutdown, past its grace).
+    pub fn abort_all(&self) {
+        // Outside the lock: an ending task takes it to unregister itself.
+        let handles: Vec<_> = self.live.lock().values().cloned().collect();
+        for h in handles {
+            h.abort();
+        }
     }
 }
 
@@ -149,8 +174,16 @@ pub(crate) async fn accept_loop(
         let stop = gateway_stop.clone();
         // Counted from the accept, so that shutdown also waits for sessions still logging in.
         shared.pg.sessions.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            let count = Arc::clone(&shared);
+        let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
+        let live = Live {
+            shared: Arc::clone(&shared),
+            id,
+        };
+        // Registered under the lock the task's end also takes, so it cannot end unregistered.
+        let registry = Arc::clone(&shared);
+        let mut tasks = registry.pg.live.lock();
+        let task = tokio::spawn(async move {
+            let _live = live;
             let result = match stream {
                 Accepted::Tcp(stream) => session(shared, &name, stream, peer, stop).await,
                 Accepted::Unix(stream) => session(shared, &name, stream, peer, stop).await,
@@ -158,9 +191,10 @@ pub(crate) async fn accept_loop(
             if let Err(e) = result {
                 tracing::debug!(database = %name, %peer, error = %e, "session ended");
             }
-            count.pg.sessions.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
+        tasks.insert(id, task.abort_handle());
+        drop(tasks);
     }
     // Back to the listener set, which reuses it (a reload that keeps the address) or closes it.
     if let Err(socket) = closed.send(listener) {
@@ -180,35 +214,41 @@ async fn accept(listener: &Socket) -> std::io::Result<(Accepted, Peer)> {
             let _ = s.set_nodelay(true);
             Ok((Accepted::Tcp(s), Peer::Tcp(a)))
         }
-        Socket::Unix(l, _) => {
+        Socket::Unix(l, _, _) => {
             let (s, _) = l.accept().await?;
             Ok((Accepted::Unix(s), Peer::Unix))
         }
     }
 }
 
-/// Binds a database door's unix socket at `path`. A socket file left by a gateway that is gone
-/// (nothing answers on it) is replaced; a live one, or any other kind of file, is not.
-pub(crate) fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::FileTypeExt;
+/// Binds a database door's unix socket at `path`; returns it with the file's identity (device,
+/// inode). A socket file nothing answers on (left by a gateway that is gone) is replaced; a live
+/// one, one that cannot be probed, or any other kind of file is not.
+pub(crate) async fn bind_unix(
+    path: &std::path::Path,
+) -> std::io::Result<(tokio::net::UnixListener, (u64, u64))> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let taken = |why: &str| std::io::Error::new(std::io::ErrorKind::AddrInUse, why.to_string());
     if let Ok(m) = std::fs::symlink_metadata(path) {
         if !m.file_type().is_socket() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "a file that is not a socket is in the way",
-            ));
+            return Err(taken("a file that is not a socket is in the way"));
         }
-        match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::AddrInUse,
-                    "another process is listening on it",
-                ))
+        match tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::UnixStream::connect(path),
+        )
+        .await
+        {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path)?;
             }
-            Err(_) => std::fs::remove_file(path)?,
+            Ok(Ok(_)) | Err(_) => return Err(taken("another process is listening on it")),
+            Ok(Err(e)) => return Err(e),
         }
     }
-    tokio::net::UnixListener::bind(path)
+    let l = tokio::net::UnixListener::bind(path)?;
+    let m = std::fs::symlink_metadata(path)?;
+    Ok((l, (m.dev(), m.ino())))
 }
 
 /// Why a session ended early (for the log; the client was already told).
@@ -553,7 +593,21 @@ async fn after_tls<C: Conn>(
         }
     };
     let session_id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
+    // One runtime from here on: the login is decided, and the database logged in to, under the
+    // version in force now, which may be newer than the one the connection was accepted under.
     let rt = shared.runtime.load_full();
+    let Some(db) = rt.databases.get(&db.upstream.name).cloned() else {
+        return Err(fatal(
+            &mut client,
+            "08004",
+            &format!(
+                "database `{}` is no longer served by this Airlock",
+                db.upstream.name
+            ),
+            "ask the Airlock operator which listener serves it now",
+        )
+        .await);
+    };
     let cls = connect_classification();
     let verdict = shared
         .decider
@@ -645,7 +699,7 @@ async fn after_tls<C: Conn>(
         client.flush().await?;
         relay(
             &shared,
-            &db,
+            (&db, &rt),
             client,
             &mut upstream,
             claims,
@@ -741,7 +795,7 @@ async fn login_upstream(db: &DatabaseRt, passed: &[(String, String)]) -> Result<
 #[allow(clippy::too_many_arguments)]
 async fn relay<C: Conn>(
     shared: &Arc<Shared>,
-    db: &Arc<DatabaseRt>,
+    (db, rt): (&Arc<DatabaseRt>, &Arc<crate::Runtime>),
     client: C,
     upstream: &mut Upstream,
     claims: Arc<Claims>,
@@ -758,8 +812,7 @@ async fn relay<C: Conn>(
     let mut session = Session {
         shared: Arc::clone(shared),
         db: Arc::clone(db),
-        // Unknown yet: the first message checks `db` against the runtime in force.
-        rt: None,
+        rt: Arc::clone(rt),
         claims,
         token,
         id: session_id,
@@ -797,6 +850,7 @@ async fn relay<C: Conn>(
                     }
                     Chunk::Oversize { tag, len } => {
                         let _ = buf.split_to(5);
+                        session.follow_reload()?;
                         session.oversize(tag, len, &mut out).await;
                     }
                     Chunk::Message { len, .. } => {
@@ -961,8 +1015,8 @@ async fn drained(
 struct Session {
     shared: Arc<Shared>,
     db: Arc<DatabaseRt>,
-    /// The runtime `db` was checked against; statements are decided under it.
-    rt: Option<Arc<crate::Runtime>>,
+    /// The runtime `db` belongs to; statements are decided under it.
+    rt: Arc<crate::Runtime>,
     claims: Arc<Claims>,
     token: String,
     id: u64,
@@ -984,7 +1038,7 @@ impl Session {
     /// its prepared statements were decided by) or removed the database ends the session.
     fn follow_reload(&mut self) -> Result<(), End> {
         let guard = self.shared.runtime.load();
-        if self.rt.as_ref().is_some_and(|rt| Arc::ptr_eq(rt, &guard)) {
+        if Arc::ptr_eq(&self.rt, &guard) {
             return Ok(());
         }
         let rt = arc_swap::Guard::into_inner(guard);
@@ -1004,7 +1058,7 @@ impl Session {
                 )))
             }
         }
-        self.rt = Some(rt);
+        self.rt = rt;
         Ok(())
     }
 
@@ -1221,11 +1275,8 @@ impl Session {
 
     async fn decide_with(&self, info: &Sql, via: &str, defer: bool) -> (Verdict, Option<Pending>) {
         let started = std::time::Instant::now();
-        // The runtime `db` was checked against: one runtime for the whole decision.
-        let rt = match &self.rt {
-            Some(rt) => Arc::clone(rt),
-            None => self.shared.runtime.load_full(),
-        };
+        // The runtime `db` belongs to: one runtime for the whole decision.
+        let rt = Arc::clone(&self.rt);
         let req = DoorRequest {
             door: "postgres",
             upstream: &self.db.upstream,
