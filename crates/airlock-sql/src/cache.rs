@@ -194,7 +194,9 @@ impl Classifier {
 }
 
 /// Whether the classification `text` of a text may stand for every text of its normal form,
-/// whose classification is `form`: they agree on everything but notes and fingerprints, and
+/// whose classification is `form`: they agree on everything but fingerprints (which ignore
+/// literals anyway), notes included, since a note can say why a text is more dangerous than its
+/// class shows (`EXPLAIN DELETE … LIKE '%'` is a read, but its DELETE is unrestricted), and
 /// neither is unclassifiable (whether a text parses can depend on a literal's value:
 /// `CONNECTION LIMIT 99999999999` does not, `CONNECTION LIMIT 5` does and is privilege, above
 /// the destructive of an unparseable text).
@@ -205,6 +207,7 @@ fn shareable(text: &SqlClassification, form: &SqlClassification) -> bool {
             a.class == b.class
                 && a.operations == b.operations
                 && a.tag == b.tag
+                && a.notes == b.notes
                 && a.prepared == b.prepared
                 && a.executes == b.executes
         })

@@ -176,6 +176,22 @@ fn no_string_left(n: &str) -> bool {
     true
 }
 
+/// Found by `cache_never_answers_less_dangerously`: a text whose form classifies with the same
+/// class but other notes must not answer for that form, or a later text of the form would get
+/// the first text's notes ("no restricting condition" missing for `LIKE '%'`).
+#[test]
+fn a_form_answers_only_for_texts_it_classifies_exactly_like() {
+    let cfg = cfg();
+    let cache = Classifier::new(cfg.clone(), 1000);
+    for sql in [
+        "EXPLAIN DELETE FROM t WHERE name LIKE ''",
+        "EXPLAIN DELETE FROM t WHERE name LIKE '%'",
+        "EXPLAIN DELETE FROM t WHERE name LIKE '%'",
+    ] {
+        assert_eq!(*cache.classify(sql), classify(sql, &cfg), "{sql}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
