@@ -422,46 +422,47 @@ async fn reload_loop(
             }
             loaded = tokio::task::spawn_blocking(move || Runtime::load(&path, &auth)) => loaded,
         };
-        match loaded {
-            Ok(Ok(rt)) => {
-                // New sockets first: a configuration whose listener cannot be bound is
-                // rejected before anything of it is in force.
-                let plan = match doors.prepare(&rt).await {
-                    Ok(plan) => plan,
-                    Err(e) => {
-                        tracing::error!(trigger = why, error = %e, "new configuration rejected; still serving the last good one");
-                        seen.1 = mtimes(&seen.0);
-                        shared.metrics.reload(false);
-                        continue;
-                    }
-                };
-                tracing::info!(
-                    trigger = why,
-                    upstreams = rt.upstreams.len(),
-                    databases = rt.databases.len(),
-                    policies = rt.policy.policy_count(),
-                    "configuration reloaded"
-                );
-                seen = (rt.watched.clone(), mtimes(&rt.watched));
-                if *stop.borrow() {
-                    // Stopping: open nothing new, and close what `prepare` bound.
-                    plan.discard();
-                    doors.stop_all().await;
-                    return;
-                }
-                shared.runtime.store(Arc::new(rt));
-                if !plan.is_empty() {
-                    doors.apply(plan).await;
-                    tracing::info!(listeners = ?doors.doors(), "listeners now open");
-                }
-                shared.metrics.reload(true);
+        // New sockets first: a configuration whose listener cannot be bound is rejected, like
+        // an invalid one, before anything of it is in force.
+        let ready = match loaded {
+            Ok(Ok(rt)) => match doors.prepare(&rt).await {
+                Ok(plan) => Ok((rt, plan)),
+                Err(e) => Err(e.to_string()),
+            },
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => {
+                tracing::error!(error = %e, "reload task failed");
+                continue;
             }
-            Ok(Err(e)) => {
+        };
+        let (rt, plan) = match ready {
+            Ok(ready) => ready,
+            Err(e) => {
                 tracing::error!(trigger = why, error = %e, "new configuration rejected; still serving the last good one");
                 seen.1 = mtimes(&seen.0);
                 shared.metrics.reload(false);
+                continue;
             }
-            Err(e) => tracing::error!(error = %e, "reload task failed"),
+        };
+        tracing::info!(
+            trigger = why,
+            upstreams = rt.upstreams.len(),
+            databases = rt.databases.len(),
+            policies = rt.policy.policy_count(),
+            "configuration reloaded"
+        );
+        seen = (rt.watched.clone(), mtimes(&rt.watched));
+        if *stop.borrow() {
+            // Stopping: open nothing new, and close what `prepare` bound.
+            plan.discard();
+            doors.stop_all().await;
+            return;
         }
+        shared.runtime.store(Arc::new(rt));
+        if !plan.is_empty() {
+            doors.apply(plan).await;
+            tracing::info!(listeners = ?doors.doors(), "listeners now open");
+        }
+        shared.metrics.reload(true);
     }
 }

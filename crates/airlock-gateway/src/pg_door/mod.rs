@@ -112,7 +112,6 @@ struct CancelTarget {
     key: i32,
 }
 
-/// Serves one database's listener until `stop`.
 /// Who is on the other end of a session.
 #[derive(Debug, Clone, Copy)]
 enum Peer {
