@@ -185,9 +185,15 @@ fi
 
 if [ "${PERF:-0}" = 1 ]; then
   # Where Airlock's CPU goes under load (software clock: these machines may lack PMU counters).
+  # PERF_TARGET=nginx profiles the nginx proxy's workers instead, for comparison.
   url="http://127.0.0.1:$AIRLOCK_PORT/api/v1/projects"
+  pids=$AIRLOCK_PID
+  if [ "${PERF_TARGET:-airlock}" = nginx ]; then
+    url="http://127.0.0.1:$NGINX_PORT/v1/projects"
+    pids=$(pgrep -P "$(cat "$WORK/nginx/proxy.pid")" | paste -sd,)
+  fi
   wrk -t"$THREADS" -c"$CONNS" -d2s -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
-  perf record -q -e cpu-clock -F 4999 -g -p "$AIRLOCK_PID" -o "$WORK/perf.data" -- sleep 6 &
+  perf record -q -e cpu-clock -F 4999 -g -p "$pids" -o "$WORK/perf.data" -- sleep 6 &
   perf_pid=$!
   wrk -t"$THREADS" -c"$CONNS" -d6s -H "Authorization: Bearer $TOKEN" "$url" | grep -E "Requests/sec"
   wait "$perf_pid" || true
@@ -218,6 +224,12 @@ run() { # name url cpu-pids
   local out bu bk au ak
   # shellcheck disable=SC2086
   read -r bu bk < <(ticks $3)
+  local bc=0 idle0 p
+  if [ -n "${CSW:-}" ]; then
+    for p in $3; do bc=$((bc + $(cat /proc/$p/task/*/status | awk '/ctxt_switches/ {s+=$2} END {print s}'))); done
+    idle0=$(awk '/^cpu / {print $5}' /proc/stat)
+    nstat -n >/dev/null 2>&1 || true
+  fi
   out=$("${PIN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
     -H "Authorization: Bearer $TOKEN" "$2")
   if grep -q "Non-2xx" <<<"$out"; then
@@ -236,6 +248,12 @@ run() { # name url cpu-pids
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$1" "$rps" "$p50" "$p99" "$cpu" >>"$RESULTS"
   printf '  %-8s %10s req/s  p50 %-8s p99 %-8s CPU %s µs/request (user %s)\n' "$1" "$rps" "$p50" "$p99" "$cpu" "$user"
+  if [ -n "${CSW:-}" ]; then
+    local ac=0 p
+    for p in $3; do ac=$((ac + $(cat /proc/$p/task/*/status | awk '/ctxt_switches/ {s+=$2} END {print s}'))); done
+    awk -v a="$ac" -v b="$bc" -v n="$reqs" -v i1="$idle0" -v i2="$(awk '/^cpu / {print $5}' /proc/stat)" -v hz="$HZ" 'BEGIN {printf "           %.2f context switches/request; machine idle %.1f µs/request\n", (a-b)/n, (i2-i1)/hz*1e6/n}'
+    nstat 2>/dev/null | awk -v n="$reqs" '$1 ~ /TcpOutSegs|TcpExtDelayedACKs|TcpExtTCPPureAcks|TcpExtTCPHPAcks|IpExtOutOctets/ {printf "           %s %.2f/request\n", $1, $2/n}'
+  fi
 }
 
 echo "== wrk -t$THREADS -c$CONNS -d$DURATION --latency; $WORKERS workers each; nginx access_log $ACCESS_LOG; load: $(cut -d' ' -f1-3 /proc/loadavg)"

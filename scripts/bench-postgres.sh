@@ -7,7 +7,8 @@
 #   SECONDS_PER_RUN=10 CLIENTS="1 8 32" scripts/bench-postgres.sh
 #
 # The last column is each proxy's own CPU time per transaction (PgBouncer/Airlock).
-# PERF=1 prints instead a cpu-clock profile of the door under `pgbench -S -M prepared -c 8`.
+# PERF=1 prints instead a cpu-clock profile of the door under `pgbench -S -M prepared -c 8`
+# (PERF_ARGS: other pgbench arguments, e.g. "-M simple -c 8 -j 2" for TPC-B).
 #
 # Needs: a PostgreSQL on 127.0.0.1:5432 with trust auth for `postgres` (as CI has), pgbench,
 # pgbouncer (Debian package), and a release build (`cargo build --release -p airlock-cli`).
@@ -58,11 +59,14 @@ bouncer_pid=$!
 
 # Airlock: an unprotected environment and a token allowed everything pgbench does.
 home="$work/airlock"; mkdir -p "$home"
+# AUDIT_LINGER: gateway.audit_linger for this run (default: the gateway's own).
+linger_line=""; [ -n "${AUDIT_LINGER:-}" ] && linger_line="audit_linger = \"$AUDIT_LINGER\""
 ( cd "$home" && "$AIRLOCK" init >/dev/null
   cat >> airlock.toml <<TOML
 
 [gateway]
 admin_listen = "127.0.0.1:0"
+$linger_line
 
 [databases.$db]
 listen = "127.0.0.1:6435"
@@ -84,11 +88,42 @@ if [ "${PERF:-0}" = 1 ]; then
   # may lack PMU counters). Needs perf (Debian's linux-perf).
   perf record -q -e cpu-clock -F 4999 -g -p "$serve_pid" -o "$work/perf.data" -- sleep "$T" &
   perf_pid=$!
-  PGPASSWORD="$token" pgbench -n -S -M prepared -c 8 -j 2 -T "$T" -h 127.0.0.1 -p 6435 -U bench-bot "$db" 2>/dev/null | grep '^tps'
+  # shellcheck disable=SC2086
+  PGPASSWORD="$token" pgbench -n ${PERF_ARGS:--S -M prepared -c 8 -j 2} -T "$T" -h 127.0.0.1 -p 6435 -U bench-bot "$db" 2>/dev/null | grep '^tps'
   wait "$perf_pid" || true
   cp "$work/perf.data" "${PERF_DATA:-/tmp/airlock-pg-perf.data}"
   perf report -i "$work/perf.data" --no-children --sort comm,dso,symbol --stdio -g none 2>/dev/null |
     grep -E '^ +[0-9.]+%' | sed 's/  */ /g' | head -"${PERF_TOP:-60}" || true
+  exit 0
+fi
+
+if [ "${STRACE:-0}" = 1 ]; then
+  # System calls per transaction of each proxy (strace -c; slows both, so only counts matter).
+  bouncer_proc=$(cat "$work/pgbouncer.pid" 2>/dev/null || echo "$bouncer_pid")
+  for target in "pgbouncer 6434 postgres $bouncer_proc" "airlock 6435 bench-bot $serve_pid"; do
+    read -r name port user pid <<<"$target"
+    pass=""; [ "$name" = airlock ] && pass=$token
+    if [ -n "${STRACE_THREADS:-}" ]; then
+      for t in /proc/"$pid"/task/*; do echo "${t##*/} $(cat "$t/comm")"; done >"$work/threads.$name"
+      strace -f -e trace="$STRACE_THREADS" -p "$pid" -o "$work/calls.$name" &
+    else
+      strace -c -f -p "$pid" -o "$work/strace.$name" &
+    fi
+    st=$!
+    sleep 0.5
+    # shellcheck disable=SC2086
+    n=$(PGPASSWORD="$pass" pgbench -n ${PERF_ARGS:--S -M prepared -c 8 -j 2} -T "$T" -h 127.0.0.1 -p "$port" -U "$user" "$db" 2>/dev/null |
+      awk -F': ' '/^number of transactions actually processed/ {print $2 + 0}')
+    kill -INT "$st"; wait "$st" 2>/dev/null || true
+    if [ -n "${STRACE_THREADS:-}" ]; then
+      echo "== $name: $STRACE_THREADS per transaction by thread ($n transactions)"
+      awk -v n="$n" 'NR == FNR { comm[$1] = $2; next } { c[comm[$1] ? comm[$1] : "other"]++ }
+        END { for (k in c) printf "  %-16s %6.2f\n", k, c[k] / n }' "$work/threads.$name" "$work/calls.$name"
+      continue
+    fi
+    echo "== $name: system calls per transaction ($n transactions)"
+    awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 { c = $4; name = $NF; if (c / n >= 0.01) printf "  %-16s %6.2f\n", name, c / n }' "$work/strace.$name" | sort -k2 -nr
+  done
   exit 0
 fi
 

@@ -8,11 +8,13 @@
 //! - [`audit_writer`]: group commit of decision records.
 //! - [`runtime`]: what a reload swaps (upstreams, rules, secrets, policies, catalog).
 //! - `listeners`: the doors' sockets, opened and closed as reloads change the configuration.
+//! - `cores`: one single-threaded runtime per CPU that PostgreSQL sessions run on.
 //! - [`admin`]: `/healthz` and `/metrics` on a separate listener.
 
 pub mod admin;
 pub mod audit_writer;
 pub mod console;
+mod cores;
 pub mod decision;
 pub mod http_door;
 mod listeners;

@@ -15,6 +15,13 @@
 //! signal. For those, readers also read SQLite at least every [`BACKSTOP`], so the window is
 //! bounded. A signal file that cannot be read falls back to reading SQLite every time.
 //!
+//! Reading the file is itself a system call on every check, so a reader that read it less than
+//! [`GLANCE`] ago trusts that reading. Every publish then waits [`SETTLE`] (twice the glance)
+//! before returning, so a writer still reports success only once every reader's next check reads
+//! the file afresh: a check that starts after the publish returned trusts only a reading taken
+//! after the publish was written. The cost moves from every request (one `pread`) to every
+//! change of identities or tokens (2 ms).
+//!
 //! Every process must find the same file: it is named from the database's canonical path (a
 //! symlinked store and its target share one signal), a reader reopens it when the file at that
 //! path is no longer the one it holds (deleted, restored), and a writer that could not publish
@@ -28,6 +35,13 @@ use std::time::{Duration, Instant};
 
 /// Longest a reader trusts an unchanged signal before reading SQLite anyway.
 pub const BACKSTOP: Duration = Duration::from_millis(100);
+
+/// How long a reader trusts its last reading of the signal file without reading it again.
+pub const GLANCE: Duration = Duration::from_millis(1);
+
+/// How long a publish waits after writing: longer than [`GLANCE`], so that no reading taken
+/// before the write is trusted by a check that starts after the publish returns.
+pub const SETTLE: Duration = Duration::from_millis(2);
 
 /// The signal file of the store at `db`: `<db>-epoch` beside SQLite's own `-wal` and `-shm`,
 /// named from the canonical path so that every way of naming the store finds the same file.
@@ -68,6 +82,8 @@ struct Seen {
 struct State {
     file: File,
     seen: Option<Seen>,
+    /// When the signal file was last read and matched `seen` (taken before the read).
+    glanced: Option<Instant>,
 }
 
 /// One process's handle on the signal file.
@@ -85,7 +101,11 @@ impl Signal {
         match open_file(&path) {
             Ok(file) => Some(Signal {
                 path,
-                state: Mutex::new(State { file, seen: None }),
+                state: Mutex::new(State {
+                    file,
+                    seen: None,
+                    glanced: None,
+                }),
             }),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot open the change signal; token checks will read the store every time");
@@ -106,13 +126,22 @@ impl Signal {
         }
     }
 
-    /// Announces that `epoch` was committed. Called after the commit, never before. False when
-    /// it could not be written: readers then see the change only through the backstop.
+    /// Announces that `epoch` was committed. Called after the commit, never before; returns
+    /// after [`SETTLE`], once no reader trusts a reading older than the write. False when it
+    /// could not be written: readers then see the change only through the backstop.
     pub fn publish(&self, epoch: u64) -> bool {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.reopen_if_replaced(&mut st);
-        match st.file.write_all_at(&epoch.to_le_bytes(), 0) {
-            Ok(()) => true,
+        let written = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            self.reopen_if_replaced(&mut st);
+            // This process's own readers must not wait out their glance either.
+            st.glanced = None;
+            st.file.write_all_at(&epoch.to_le_bytes(), 0)
+        };
+        match written {
+            Ok(()) => {
+                std::thread::sleep(SETTLE);
+                true
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot write the change signal");
                 false
@@ -129,6 +158,7 @@ impl Signal {
                 Ok(f) => {
                     st.file = f;
                     st.seen = None;
+                    st.glanced = None;
                 }
                 Err(e) => {
                     tracing::warn!(path = %self.path.display(), error = %e, "cannot reopen the change signal");
@@ -140,14 +170,23 @@ impl Signal {
     /// The current epoch: from what was seen last while the signal is unchanged and younger than
     /// [`BACKSTOP`], otherwise from `read_store` (which reads SQLite).
     pub fn epoch<E>(&self, read_store: impl FnOnce() -> Result<u64, E>) -> Result<u64, E> {
-        let now = Instant::now();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let signal = Self::read(&st.file);
-        if let (Some(s), Some(v)) = (st.seen, signal) {
-            if s.signal == v && now.duration_since(s.at) < BACKSTOP {
+        // Taken under the lock and before any read: a reading is never credited with a time
+        // later than the moment it was taken.
+        let now = Instant::now();
+        if let (Some(s), Some(g)) = (st.seen, st.glanced) {
+            if now.duration_since(g) < GLANCE && now.duration_since(s.at) < BACKSTOP {
                 return Ok(s.epoch);
             }
         }
+        let signal = Self::read(&st.file);
+        if let (Some(s), Some(v)) = (st.seen, signal) {
+            if s.signal == v && now.duration_since(s.at) < BACKSTOP {
+                st.glanced = Some(now);
+                return Ok(s.epoch);
+            }
+        }
+        st.glanced = None;
         // Not answered from the signal: a moment to check it is still the file others write.
         self.reopen_if_replaced(&mut st);
         let signal = Self::read(&st.file);
@@ -159,6 +198,8 @@ impl Signal {
             epoch,
             at: now,
         });
+        // The file was read at `now` too (just above), so this reading may be glanced at.
+        st.glanced = st.seen.map(|_| now);
         Ok(epoch)
     }
 }
@@ -199,6 +240,26 @@ mod tests {
         assert_eq!(reader.epoch(|| Ok::<_, ()>(2)), Ok(2));
         // And the new value is then trusted.
         assert_eq!(reader.epoch(|| Err::<u64, ()>(())), Ok(2));
+    }
+
+    #[test]
+    fn a_publish_through_the_same_handle_is_seen_by_its_next_check() {
+        // The gateway process revokes (console) and checks through one store.
+        let (_d, db) = fresh();
+        let s = Signal::open(&db).unwrap();
+        assert_eq!(s.epoch(|| Ok::<_, ()>(1)), Ok(1));
+        s.publish(2);
+        assert_eq!(s.epoch(|| Ok::<_, ()>(2)), Ok(2));
+    }
+
+    #[test]
+    fn a_publish_returns_only_after_every_earlier_reading_has_expired() {
+        let (_d, db) = fresh();
+        let writer = Signal::open(&db).unwrap();
+        let started = Instant::now();
+        writer.publish(1);
+        assert!(started.elapsed() >= SETTLE);
+        assert!(SETTLE > GLANCE);
     }
 
     #[test]

@@ -331,6 +331,8 @@ impl SqliteStore {
         let out = f(&tx)?;
         let after = auth_epoch(&tx)?;
         tx.commit()?;
+        // Publishing waits a moment (signal::SETTLE); other users of this connection need not.
+        drop(conn);
         // After the commit, never before: a reader that sees the signal must find the change.
         if after != before {
             let published = match &self.signal {

@@ -67,6 +67,8 @@ pub struct PgShared {
     /// Every session task, so that shutdown can end those still running at its deadline
     /// (stuck logging in, or behind a database that stopped answering).
     live: Mutex<HashMap<u64, tokio::task::AbortHandle>>,
+    /// The single-threaded runtimes sessions run on, started with the first session.
+    cores: std::sync::OnceLock<crate::cores::Cores>,
 }
 
 /// Counts a session task while it exists, however it ends (aborted included).
@@ -160,7 +162,7 @@ pub(crate) async fn accept_loop(
             _ = stop.changed() => break,
             a = accept(&listener) => a,
         };
-        let (stream, peer) = match accepted {
+        let (stream, peer) = match accepted.and_then(|(s, p)| Ok((s.detach()?, p))) {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -181,17 +183,34 @@ pub(crate) async fn accept_loop(
         // Registered under the lock the task's end also takes, so it cannot end unregistered.
         let registry = Arc::clone(&shared);
         let mut tasks = registry.pg.live.lock();
-        let task = tokio::spawn(async move {
+        let core = registry
+            .pg
+            .cores
+            .get_or_init(crate::cores::Cores::start_default)
+            .pick()
+            .cloned();
+        let run = async move {
             let _live = live;
+            // Registered with the runtime the session runs on, so its sockets are polled there.
             let result = match stream {
-                Accepted::Tcp(stream) => session(shared, &name, stream, peer, stop).await,
-                Accepted::Unix(stream) => session(shared, &name, stream, peer, stop).await,
+                Detached::Tcp(s) => match TcpStream::from_std(s) {
+                    Ok(s) => session(shared, &name, s, peer, stop).await,
+                    Err(e) => Err(End::Io(e)),
+                },
+                Detached::Unix(s) => match tokio::net::UnixStream::from_std(s) {
+                    Ok(s) => session(shared, &name, s, peer, stop).await,
+                    Err(e) => Err(End::Io(e)),
+                },
             };
             if let Err(e) = result {
                 tracing::debug!(database = %name, %peer, error = %e, "session ended");
             }
             drop(permit);
-        });
+        };
+        let task = match core {
+            Some(core) => core.spawn(run),
+            None => tokio::spawn(run),
+        };
         tasks.insert(id, task.abort_handle());
         drop(tasks);
     }
@@ -204,6 +223,22 @@ pub(crate) async fn accept_loop(
 enum Accepted {
     Tcp(TcpStream),
     Unix(tokio::net::UnixStream),
+}
+
+impl Accepted {
+    /// The socket, out of the accepting runtime, to be registered with a session core.
+    fn detach(self) -> std::io::Result<Detached> {
+        Ok(match self {
+            Accepted::Tcp(s) => Detached::Tcp(s.into_std()?),
+            Accepted::Unix(s) => Detached::Unix(s.into_std()?),
+        })
+    }
+}
+
+/// An accepted socket between runtimes (non-blocking, registered with none).
+enum Detached {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
 }
 
 async fn accept(listener: &Socket) -> std::io::Result<(Accepted, Peer)> {
