@@ -1,17 +1,43 @@
-//! Session cores: one single-threaded tokio runtime per CPU, each on its own thread, that run
-//! PostgreSQL sessions from accept to end.
+//! Cores: one single-threaded tokio runtime per CPU, each on its own thread, that run the doors'
+//! connections from accept to end (PostgreSQL sessions, HTTP connections).
 //!
-//! A session is one client socket and one database socket relayed back and forth, message by
-//! message. On the shared work-stealing runtime, a message that arrived on one worker's I/O
-//! driver was often run on another, which the first had to wake (a futex and an inter-processor
-//! interrupt, several microseconds on a virtual machine): 0.9 wake-ups per statement under
-//! `pgbench -S`. On a core, both sockets of a session are polled by the thread that runs it, as
-//! in PgBouncer or nginx, and nothing is handed between threads. Sessions are long-lived and
-//! dealt to the cores in turn.
+//! A PostgreSQL session is one client socket and one database socket relayed back and forth,
+//! message by message; an HTTP connection is one client socket and pooled upstream connections.
+//! On the shared work-stealing runtime, a message that arrived on one worker's I/O driver was
+//! often run on another, which the first had to wake (a futex and an inter-processor interrupt,
+//! several microseconds on a virtual machine): 0.9 wake-ups per statement under `pgbench -S`. On
+//! a core, the connection and its upstream sockets are polled by the thread that runs it, as in
+//! PgBouncer or nginx, and nothing is handed between threads. Each core has its own pool of
+//! upstream HTTP connections for that reason ([`current`] says which core code runs on).
+//! Connections are dealt to the cores in turn.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use tokio::runtime::Handle;
+
+thread_local! {
+    static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The index of the core this thread is, or None on any other thread.
+pub(crate) fn current() -> Option<usize> {
+    CURRENT.with(|c| c.get())
+}
+
+/// How many cores a gateway runs: one per CPU, or as many as `TOKIO_WORKER_THREADS` says (the
+/// setting that sizes the shared runtime, so that one knob sizes both).
+pub(crate) fn count() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
 
 /// The session cores of one gateway.
 pub(crate) struct Cores {
@@ -39,6 +65,7 @@ impl Cores {
             let spawned = std::thread::Builder::new()
                 .name(format!("airlock-core-{i}"))
                 .spawn(move || {
+                    CURRENT.with(|c| c.set(Some(i)));
                     let rt = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
@@ -73,19 +100,9 @@ impl Cores {
         }
     }
 
-    /// As many cores as the machine has CPUs, or as `TOKIO_WORKER_THREADS` says (the setting
-    /// that sizes the shared runtime, so that one knob sizes both).
+    /// As many cores as [`count`] says.
     pub fn start_default() -> Cores {
-        let n = std::env::var("TOKIO_WORKER_THREADS")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            });
-        Cores::start(n)
+        Cores::start(count())
     }
 
     /// The core the next session runs on (in turn), or None when no core could be started.
@@ -116,25 +133,20 @@ mod tests {
     #[test]
     fn sessions_are_dealt_to_every_core_in_turn_and_run_there() {
         let cores = Cores::start(2);
-        let names: Vec<String> = (0..4)
+        let seen: Vec<(String, Option<usize>)> = (0..4)
             .map(|_| {
                 let h = cores.pick().unwrap();
                 let (tx, rx) = std::sync::mpsc::channel();
                 h.spawn(async move {
-                    let _ = tx.send(std::thread::current().name().unwrap_or("").to_string());
+                    let name = std::thread::current().name().unwrap_or("").to_string();
+                    let _ = tx.send((name, current()));
                 });
                 rx.recv().unwrap()
             })
             .collect();
-        assert_eq!(
-            names,
-            [
-                "airlock-core-0",
-                "airlock-core-1",
-                "airlock-core-0",
-                "airlock-core-1"
-            ]
-        );
+        let expect = |i: usize| (format!("airlock-core-{i}"), Some(i));
+        assert_eq!(seen, [expect(0), expect(1), expect(0), expect(1)]);
+        assert_eq!(current(), None);
     }
 
     #[test]

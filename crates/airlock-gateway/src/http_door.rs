@@ -333,7 +333,7 @@ pub async fn handle(
     *out.uri_mut() = uri;
     *out.headers_mut() = headers;
     let timeout = shared.upstream_timeout;
-    match tokio::time::timeout(timeout, rt.client.request(out)).await {
+    match tokio::time::timeout(timeout, rt.client().request(out)).await {
         Ok(Ok(resp)) => {
             let (mut parts, body) = resp.into_parts();
             for h in &HOP_BY_HOP {

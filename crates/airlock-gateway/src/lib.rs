@@ -83,6 +83,8 @@ pub struct Shared {
     pub sessions: console::Sessions,
     /// The PostgreSQL door's cancel keys.
     pub pg: pg_door::PgShared,
+    /// The single-threaded runtimes connections run on.
+    pub(crate) cores: cores::Cores,
 }
 
 impl std::fmt::Debug for Shared {
@@ -201,6 +203,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
             .map(Arc::new),
         sessions: console::Sessions::default(),
         pg: pg_door::PgShared::default(),
+        cores: cores::Cores::start_default(),
     });
     let (stop, stop_rx) = watch::channel(false);
     let mut doors = listeners::Listeners::new(
@@ -278,6 +281,9 @@ impl Running {
         // What is still running then (a login that stalls, a database that stopped answering)
         // is cut off, so that shutdown never waits past its deadline.
         self.shared.pg.abort_all();
+        // And connections still on the cores past the grace are dropped with them, so that none
+        // keeps the audit writer (which ends with its last handle) waiting.
+        self.shared.cores.stop();
         // Dropping the last handle of the audit writer lets its thread write what is queued and end.
         drop(self.shared);
         let _ = tokio::task::spawn_blocking(move || self.audit_thread.join()).await;
@@ -329,19 +335,40 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        // Out of this runtime, to be registered with the core the connection runs on.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
         let shared = Arc::clone(&shared);
         let own = own.clone();
-        let svc = hyper::service::service_fn(move |req| {
-            http_door::handle(Arc::clone(&shared), own.clone(), req)
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let core = shared.cores.pick().cloned();
+        let run = async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot register a connection");
+                    return;
+                }
+            };
+            let svc = hyper::service::service_fn(move |req| {
+                http_door::handle(Arc::clone(&shared), own.clone(), req)
+            });
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), svc)
+                .into_owned();
+            let _ = watcher.watch(conn).await;
             drop(permit);
-        });
+        };
+        match core {
+            Some(core) => drop(core.spawn(run)),
+            None => drop(tokio::spawn(run)),
+        }
     }
     let _ = closed.send(listeners::Socket::Tcp(listener));
     if tokio::time::timeout(grace, graceful.shutdown())

@@ -256,7 +256,12 @@ pub struct Runtime {
     pub notify: HashMap<EnvName, Notify>,
     /// The pooled upstream client (keep-alive, HTTP/1.1 and HTTP/2, TLS by rustls with the public
     /// roots plus any configured CA files). Rebuilt on reload, so a new CA file takes effect.
+    /// Used off the cores; see [`Runtime::client`].
     pub client: crate::UpstreamClient,
+    /// One client, with its own pool, per core: a pooled connection is driven by a task on the
+    /// runtime that opened it, so sharing one pool across cores would hand every request to
+    /// another thread.
+    pub core_clients: Vec<crate::UpstreamClient>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -498,10 +503,13 @@ impl Runtime {
             .enable_http1()
             .enable_http2()
             .wrap_connector(tcp);
-        let client =
+        let build = || {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(std::time::Duration::from_secs(90))
-                .build(connector);
+                .build(connector.clone())
+        };
+        let client = build();
+        let core_clients = (0..crate::cores::count()).map(|_| build()).collect();
 
         let mut databases = HashMap::new();
         for (name, db) in &config.databases {
@@ -535,8 +543,16 @@ impl Runtime {
             catalog,
             watched,
             client,
+            core_clients,
             notify,
         })
+    }
+
+    /// The upstream client for code running on this thread: its core's own, or the shared one.
+    pub fn client(&self) -> &crate::UpstreamClient {
+        crate::cores::current()
+            .and_then(|i| self.core_clients.get(i))
+            .unwrap_or(&self.client)
     }
 
     /// Whether `env` is protected; unknown environments are.

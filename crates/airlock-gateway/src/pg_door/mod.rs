@@ -67,8 +67,6 @@ pub struct PgShared {
     /// Every session task, so that shutdown can end those still running at its deadline
     /// (stuck logging in, or behind a database that stopped answering).
     live: Mutex<HashMap<u64, tokio::task::AbortHandle>>,
-    /// The single-threaded runtimes sessions run on, started with the first session.
-    cores: std::sync::OnceLock<crate::cores::Cores>,
 }
 
 /// Counts a session task while it exists, however it ends (aborted included).
@@ -183,12 +181,7 @@ pub(crate) async fn accept_loop(
         // Registered under the lock the task's end also takes, so it cannot end unregistered.
         let registry = Arc::clone(&shared);
         let mut tasks = registry.pg.live.lock();
-        let core = registry
-            .pg
-            .cores
-            .get_or_init(crate::cores::Cores::start_default)
-            .pick()
-            .cloned();
+        let core = registry.cores.pick().cloned();
         let run = async move {
             let _live = live;
             // Registered with the runtime the session runs on, so its sockets are polled there.
