@@ -91,6 +91,11 @@ impl StoreReader<'_> {
     pub fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         self.0.token(id)
     }
+
+    /// The token whose SHA-256 is `hash` (hex), whatever its state.
+    pub fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.0.token_by_hash(hash)
+    }
     /// Tokens, newest first, optionally of one identity.
     pub fn tokens(&self, identity: Option<&Name>) -> Result<Vec<TokenRecord>, StoreError> {
         self.0.tokens(identity)

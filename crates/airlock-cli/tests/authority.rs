@@ -117,6 +117,38 @@ fn a_revoked_token_is_refused_on_the_very_next_check() {
 }
 
 #[test]
+fn a_leaked_token_can_be_shown_and_revoked_by_itself_and_is_never_echoed() {
+    let h = home_with_agent();
+    let t = issue(&h, &["--env", "staging", "--allow", "read"]);
+    let id = token_id(&h, &t);
+    let shown = h.run(&["--json", "token", "show", &t]).ok();
+    assert!(shown.stdout.contains(&id), "{}", shown.stdout);
+    assert!(!shown.stdout.contains(&t));
+    let revoked = h
+        .run(&["token", "revoke", &t, "--reason", "found by scan"])
+        .ok();
+    assert!(revoked.stdout.contains(&id), "{}", revoked.stdout);
+    assert!(!revoked.stdout.contains(&t) && !revoked.stderr.contains(&t));
+    verify(&h, &t, &[]).code(1);
+    // One this Airlock never issued: not found, and not printed back either.
+    let other = home_with_agent();
+    let foreign = issue(&other, &["--env", "staging", "--allow", "read"]);
+    for args in [
+        vec!["token", "revoke", foreign.as_str()],
+        vec!["token", "show", foreign.as_str()],
+        vec!["blast-radius", foreign.as_str()],
+    ] {
+        let r = h.run(&args).code(3);
+        assert!(
+            r.stderr.contains("not one this Airlock issued"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains(&foreign) && !r.stdout.contains(&foreign));
+    }
+}
+
+#[test]
 fn disabling_an_identity_revokes_all_its_tokens_in_one_step() {
     let h = home_with_agent();
     let a = issue(&h, &["--env", "staging", "--allow", "read"]);

@@ -1327,3 +1327,57 @@ async fn a_client_that_stalls_while_logging_in_does_not_hold_shutdown_past_its_g
     drop(stalled);
     server.drop_database(&database).await;
 }
+
+/// psql's describe commands read the catalogue through functions such as
+/// `pg_get_statisticsobjdef_columns` and `pg_function_is_visible`: a read-only agent can use
+/// them, and none of them is refused (in production, none would wait for a human's approval).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_describe_commands_are_reads() {
+    let (server, database, direct, h) = seeded("describe", "staging", "").await;
+    direct
+        .batch_execute(
+            "CREATE INDEX bookings_guest ON bookings (guest);
+             CREATE STATISTICS bookings_stats ON guest, nights FROM bookings;
+             CREATE VIEW long_stays AS SELECT * FROM bookings WHERE nights > 5;
+             CREATE FUNCTION nights_of(int) RETURNS int LANGUAGE sql AS 'SELECT $1';",
+        )
+        .await
+        .unwrap();
+    let t = token(&h, "staging", "read");
+    let gw = Serving::start(&h);
+    for cmd in [
+        "\\d bookings",
+        "\\d+ bookings",
+        "\\d long_stays",
+        "\\dt",
+        "\\di",
+        "\\dv",
+        "\\df",
+        "\\df+ nights_of",
+        "\\dn",
+        "\\du",
+        "\\l",
+        "\\dT",
+        "\\dX",
+        "\\dx",
+        "\\db",
+        "\\dp",
+        "\\dD",
+        "\\sf nights_of",
+        "\\sv long_stays",
+    ] {
+        let (ok, out, err) = psql(gw.database("bookings"), "bookings", &t, cmd);
+        assert!(ok, "{cmd}: {err}");
+        assert!(!err.contains("42501"), "{cmd}: {err}");
+        if cmd == "\\d bookings" {
+            assert!(out.contains("nights|integer"), "{out}");
+        }
+    }
+    let refused: Vec<_> = audit(&h)
+        .into_iter()
+        .filter(|r| r["decision"] != "allow" && r["action"] != "token.issue")
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    drop(gw);
+    server.drop_database(&database).await;
+}

@@ -76,6 +76,17 @@ const SAFE: &[&str] = &[
     "pg_get_userbyid", "pg_get_serial_sequence", "pg_table_is_visible", "pg_backend_pid",
     "pg_postmaster_start_time", "pg_is_in_recovery", "pg_current_wal_lsn",
     "pg_encoding_to_char", "to_regclass", "to_regtype", "to_regproc", "currval", "lastval",
+    // what psql's describe commands (\d, \df, \l, \sf, ...) call: deparsers and visibility tests
+    "getdatabaseencoding", "pg_char_to_encoding", "pg_collation_is_visible",
+    "pg_conversion_is_visible", "pg_function_is_visible", "pg_opclass_is_visible",
+    "pg_operator_is_visible", "pg_opfamily_is_visible", "pg_statistics_obj_is_visible",
+    "pg_ts_config_is_visible", "pg_ts_dict_is_visible", "pg_ts_parser_is_visible",
+    "pg_ts_template_is_visible", "pg_type_is_visible", "pg_get_function_arguments",
+    "pg_get_function_identity_arguments", "pg_get_function_result", "pg_get_function_sqlbody",
+    "pg_get_functiondef", "pg_get_statisticsobjdef", "pg_get_statisticsobjdef_columns",
+    "pg_get_statisticsobjdef_expressions", "pg_get_triggerdef", "pg_get_ruledef",
+    "pg_get_partkeydef", "pg_get_partition_constraintdef", "pg_relation_is_publishable",
+    "pg_tablespace_location", "pg_describe_object",
 ];
 
 /// Built-in functions that change data in a way that can be undone or is harmless to repeat.

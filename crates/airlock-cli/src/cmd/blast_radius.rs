@@ -125,7 +125,7 @@ pub fn run(config: &Path, args: BlastArgs, out: &Output) -> anyhow::Result<ExitC
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let what = args.what.unwrap_or_default();
+    let what = crate::cmd::token::token_id_arg(auth.store(), &args.what.unwrap_or_default())?;
     let b = ev.subject(&what).map_err(|e| match e {
         InventoryError::NotFound(_) => fail(NOT_FOUND, e.to_string()),
         other => anyhow::Error::new(other),

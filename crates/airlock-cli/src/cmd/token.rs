@@ -46,7 +46,7 @@ pub enum TokenCmd {
     },
     /// Show one token's claims and status.
     Show {
-        /// The token id (`tok_…`).
+        /// The token id (`tok_…`), or the token itself (looked up, never echoed).
         id: String,
     },
     /// Verify a token read from stdin (never from the command line, where `ps` would show it).
@@ -60,12 +60,34 @@ pub enum TokenCmd {
     },
     /// Revoke a token; the next check anywhere refuses it.
     Revoke {
-        /// The token id (`tok_…`).
+        /// The token id (`tok_…`), or the token itself (looked up, never echoed).
         id: String,
         /// Why, for the audit log.
         #[arg(long, default_value = "")]
         reason: String,
     },
+}
+
+/// The token id an argument names. Operators paste whole tokens too (one a scan found, say): such
+/// an argument is looked up by its hash and never echoed, since it is a live credential.
+pub(crate) fn token_id_arg(
+    store: airlock_authority::StoreReader<'_>,
+    arg: &str,
+) -> anyhow::Result<String> {
+    if !arg.starts_with(airlock_token::PREFIX) {
+        return Ok(arg.to_string());
+    }
+    let hash = airlock_token::TokenHash::of(arg).to_hex();
+    match store.token_by_hash(&hash)? {
+        Some(t) => Ok(t.id),
+        None => Err(fail(
+            NOT_FOUND,
+            format!(
+                "the token given ({}…, not shown in full) is not one this Airlock issued; give a token id (`tok_…`) from `airlock token list --all`",
+                airlock_token::PREFIX
+            ),
+        )),
+    }
 }
 
 fn parse_allow(s: &str) -> Result<OpClassSet, String> {
@@ -187,6 +209,7 @@ pub fn run(config: &Path, cmd: TokenCmd, out: &Output) -> anyhow::Result<ExitCod
             }
         }
         TokenCmd::Show { id } => {
+            let id = token_id_arg(auth.store(), &id)?;
             let now = auth.now();
             let t = auth.store().token(&id)?.ok_or_else(|| {
                 fail(
@@ -258,6 +281,7 @@ pub fn run(config: &Path, cmd: TokenCmd, out: &Output) -> anyhow::Result<ExitCod
             }
         }
         TokenCmd::Revoke { id, reason } => {
+            let id = token_id_arg(auth.store(), &id)?;
             auth.revoke(&actor, &id, &reason)?;
             if out.json() {
                 out.value(&serde_json::json!({ "revoked": id }))?;
