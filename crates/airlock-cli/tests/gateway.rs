@@ -350,6 +350,63 @@ fn serve_without_upstreams_says_what_to_add() {
     );
 }
 
+/// A request Airlock cannot read (no JSON content type, broken JSON, a path no rule describes) is
+/// refused as such, with a hint to fix the request, never one to add the upstream to the catalog
+/// (which would open every unreadable request to that environment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_request_is_refused_as_unreadable_with_a_hint_that_fixes_the_request() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let staging = h.issue_token("stage-bot", "staging", "read,write,destructive");
+    let gw = Serving::start(&h);
+    let delete =
+        serde_json::json!({ "query": DELETE, "variables": { "id": "vol-stg-2" } }).to_string();
+    let cases = [
+        (
+            "/cloud/graphql",
+            "text/plain",
+            delete.clone(),
+            "Content-Type",
+        ),
+        (
+            "/cloud/graphql",
+            "application/json",
+            "{\"query\": ".to_string(),
+            "JSON",
+        ),
+        ("/cloud/GRAPHQL", "application/json", delete, "rule"),
+    ];
+    for (path, ctype, body, hint) in cases {
+        let r = airlock_testkit::client::send(
+            gw.proxy(),
+            "POST",
+            path,
+            Some(&staging),
+            Some((ctype, body)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 403, "{}", r.body);
+        let j = r.json();
+        assert_eq!(j["error"], "unclassifiable_request", "{}", r.body);
+        assert!(
+            j["message"]
+                .as_str()
+                .unwrap()
+                .contains("could not classify"),
+            "{}",
+            r.body
+        );
+        let h = j["hint"].as_str().unwrap();
+        assert!(
+            h.contains(hint) && !h.contains("resource add"),
+            "{}",
+            r.body
+        );
+    }
+    assert!(cloud.has("vol-stg-2"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_bodies_too_large_to_classify_and_uncatalogued_resources() {
     let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();

@@ -451,7 +451,10 @@ impl Decider {
                 approval: None,
             },
             Some(w) => {
-                let d = w.decision.clone();
+                let mut d = w.decision.clone();
+                if req.door == "http" && d.outcome == Outcome::Deny {
+                    explain_unclassified(&mut d, &w.action, req.classification);
+                }
                 let reason = if d.outcome == Outcome::Allow {
                     format!(
                         "{} allowed for `{}` ({})",
@@ -791,4 +794,30 @@ impl Decider {
         v.hint = "retry shortly; tell the Airlock operator if it persists".into();
         v
     }
+}
+
+/// A refusal whose deciding part is a request Airlock could not read says so: the policy's own
+/// reason (say, that the upstream as a resource has no environment) would point at the catalog,
+/// and adding the upstream there would open every unclassified request to that environment.
+fn explain_unclassified(d: &mut airlock_policy::Decision, action: &str, c: &Classification) {
+    let hint = match action {
+        airlock_classify::UNCLASSIFIABLE => {
+            "send it in a form Airlock reads: for GraphQL, a POST with `Content-Type: application/json` and a JSON body such as {\"query\": \"...\"}; if it already is, ask the Airlock operator to look at this request"
+        }
+        airlock_classify::UNCLASSIFIED => {
+            "no rule describes this method and path; check the path, or ask the Airlock operator to add a rule for it (do not add the upstream to the resource catalog)"
+        }
+        _ => return,
+    };
+    let why = if c.notes.is_empty() {
+        "no reason recorded".to_string()
+    } else {
+        c.notes.join("; ")
+    };
+    d.reason = format!(
+        "Airlock could not classify this request ({why}), so it counts as destructive and is refused: {}",
+        d.reason
+    );
+    d.code = "unclassifiable_request";
+    d.hint = hint.to_string();
 }
