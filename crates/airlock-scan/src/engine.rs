@@ -294,7 +294,20 @@ impl Scanner {
         let mut out = Vec::new();
         let cands = self.candidates(data, origin);
         self.emit(data, &cands, 1, origin, &mut out);
+        out.extend(self.key_file(data, origin));
         out
+    }
+
+    /// Airlock's own master key file (`airlock.key`: 64 hex digits and nothing else) holds no
+    /// keyword a rule could find it by, but whoever reads it can open every sealed secret.
+    fn key_file(&self, head: &[u8], origin: &Origin) -> Option<Finding> {
+        let name = origin.file.rsplit(['/', '\\', '!']).next()?;
+        let key = head.trim_ascii();
+        if name != "airlock.key" || key.len() != 64 || !key.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let rule = self.rules.iter().find(|r| r.id == "airlock-master-key")?;
+        Some(Finding::new(&rule.id, &rule.description, origin, 1, 1, key))
     }
 
     /// Scans a stream in bounded chunks; binary content (a NUL in the first bytes) is skipped
@@ -314,6 +327,9 @@ impl Scanner {
             out.binary = true;
             out.bytes = buf.len() as u64;
             return Ok(out);
+        }
+        if eof {
+            out.findings.extend(self.key_file(&buf, origin));
         }
         loop {
             if !eof {
@@ -760,6 +776,28 @@ mod tests {
     use super::*;
     use crate::fakes::fake;
     use proptest::prelude::*;
+
+    #[test]
+    fn airlock_s_own_key_file_is_found_by_its_name_and_shape() {
+        let sc = Scanner::with_builtins().unwrap();
+        let key = format!("{}\n", crate::fakes::fake_hex(7, 64));
+        for file in ["home/airlock.key", "backup.zip!ops/airlock.key"] {
+            let found = sc.scan_bytes(key.as_bytes(), &Origin::file(file));
+            assert_eq!(found.len(), 1, "{file}");
+            assert_eq!(found[0].rule_id, "airlock-master-key");
+            let streamed = sc
+                .scan_reader(key.as_bytes(), &Origin::file(file), true)
+                .unwrap();
+            assert_eq!(streamed.findings.len(), 1, "{file}");
+        }
+        // The same digits in another file, or a key file holding something else, are not it.
+        assert!(sc
+            .scan_bytes(key.as_bytes(), &Origin::file("notes.txt"))
+            .is_empty());
+        assert!(sc
+            .scan_bytes(b"not a key\n", &Origin::file("airlock.key"))
+            .is_empty());
+    }
 
     /// Keywords in several cases, overlapping ones (`awsecret`), assignment shapes, the bytes
     /// the prechecks look for, escapes, and real-looking values, so that random texts hit

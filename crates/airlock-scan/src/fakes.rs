@@ -127,6 +127,7 @@ pub fn fake(rule_id: &str, seed: u64) -> Option<String> {
             s.push_str(&base62_fixed(u64::from(crc), 6));
             s
         }
+        "airlock-master-key" => rng.string(HEX, 64),
         "aws-access-key-id" => format!("AKIA{}", rng.string(UPPER32, 16)),
         "aws-secret-access-key" => rng.string(B64, 40),
         "gcp-service-account" => {

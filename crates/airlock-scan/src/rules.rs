@@ -131,6 +131,23 @@ pub const BUILTIN: &[BuiltinRule] = &[
         ..rule("airlock-token", "Airlock token (checksum verified)", r"\b(alk_[0-9A-Za-z]{49})\b", &["alk_"])
     },
     BuiltinRule {
+        priority: 30,
+        positives: &["AIRLOCK_MASTER_KEY={fake}", "export AIRLOCK_MASTER_KEY=\"{fake}\"", "airlock_master_key: {fake}"],
+        negatives: &[
+            "AIRLOCK_MASTER_KEY=${AIRLOCK_MASTER_KEY}",
+            "AIRLOCK_MASTER_KEY=0000000000000000000000000000000000000000000000000000000000000000",
+        ],
+        ..rule(
+            "airlock-master-key",
+            "Airlock master key (opens every sealed upstream secret)",
+            concat!(
+                r#"(?i)airlock[_\-.]?master[_\-.]?key["']?\s*(?:=|:|=>)\s*["']?([0-9a-f]{64})"#,
+                end!("0-9A-Fa-f")
+            ),
+            &["airlock_master_key", "airlock-master-key", "airlock.master.key"],
+        )
+    },
+    BuiltinRule {
         positives: &["aws_access_key_id = {fake}", "\"AccessKeyId\": \"{fake}\""],
         negatives: &["aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "AKIA1234", "BACKIAXYZ"],
         ..rule(
