@@ -18,15 +18,7 @@ pub struct Ctx {
 impl Ctx {
     /// Loads the configuration at `path` and opens its store.
     pub fn load(path: &Path) -> anyhow::Result<Ctx> {
-        if !path.exists() {
-            return Err(fail(
-                ENVIRONMENT,
-                format!(
-                    "no configuration at `{}`; run `airlock init` here, or pass `--config PATH` (or set AIRLOCK_CONFIG)",
-                    path.display()
-                ),
-            ));
-        }
+        require_config(path)?;
         let config = Config::load(path)?;
         let store_path = config.store_path();
         let store = SqliteStore::open_existing(&store_path)
@@ -40,4 +32,18 @@ impl Ctx {
     pub fn master_key(&self) -> anyhow::Result<MasterKey> {
         Ok(MasterKey::load(&self.authority.config().key_path())?)
     }
+}
+
+/// Refuses a configuration path with no file behind it, saying how to make one.
+pub fn require_config(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    Err(fail(
+        ENVIRONMENT,
+        format!(
+            "no configuration at `{}`; run `airlock init` here, or pass `--config PATH` (or set AIRLOCK_CONFIG)",
+            path.display()
+        ),
+    ))
 }

@@ -57,6 +57,7 @@ fn load_code(e: &airlock_gateway::LoadError) -> (u8, &'static str) {
         L::Secret { .. } => (INVALID, "secret"),
         L::Policy(_) | L::PolicyRead { .. } => (INVALID, "policy"),
         L::Rules { .. } => (INVALID, "rules"),
+        L::Config(ConfigError::Read { .. }) => (ENVIRONMENT, "config"),
         L::Config(_) | L::Url { .. } | L::Ca { .. } | L::Notify { .. } | L::Database { .. } => {
             (INVALID, "config")
         }
@@ -153,16 +154,42 @@ fn classify(e: &anyhow::Error) -> (u8, &'static str) {
     (ENVIRONMENT, "internal")
 }
 
-/// Prints the error (JSON on stderr with `--json`) and returns its exit code.
-pub fn report(e: &anyhow::Error, json: bool) -> ExitCode {
-    let (code, kind) = classify(e);
-    let message = format!("{e:#}");
+/// The error and its causes joined by `: `, each said once.
+// Some errors print their source in their own message and also chain it as `source()`;
+// anyhow's `{:#}` would then say that cause twice, so a cause the text already holds is skipped.
+pub fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// Prints an error as `PREFIX: MESSAGE`, or as JSON on stderr with `--json`.
+pub fn print(prefix: &str, kind: &str, message: &str, code: u8, json: bool) {
     if json {
         let v =
             serde_json::json!({ "error": { "kind": kind, "message": message, "exit_code": code } });
         eprintln!("{v}");
     } else {
-        eprintln!("airlock: {message}");
+        eprintln!("{prefix}: {message}");
     }
+}
+
+/// Prints the error (JSON on stderr with `--json`) and returns its exit code; a reader that
+/// closed standard output early (`airlock … | head`) is not an error.
+pub fn report(e: &anyhow::Error, json: bool) -> ExitCode {
+    if crate::output::is_stdout_closed(e) {
+        return ExitCode::SUCCESS;
+    }
+    let (code, kind) = classify(e);
+    print("airlock", kind, &message(e), code, json);
     ExitCode::from(code)
 }

@@ -4,10 +4,12 @@
 //! 0 success; 1 a check failed (token refused, audit chain broken); 2 bad input or a refused
 //! request; 3 not found; 4 environment failure (store, key file, I/O).
 
+// First, so that its `outln!` and `out!` are in scope in every module after it.
+#[macro_use]
+mod output;
 mod cmd;
 mod context;
 mod exit;
-mod output;
 mod scan;
 
 use clap::{Parser, Subcommand};
@@ -102,7 +104,7 @@ fn main() -> ExitCode {
         Command::Resource(c) => cmd::resource::run(&cli.config, c, &out),
         Command::Policy(c) => cmd::policy::run(&cli.config, c, &out),
         Command::Demo(a) => cmd::demo::run(a, &out),
-        Command::Scan(a) => scan::run(a, &cli.config),
+        Command::Scan(a) => scan::run(a, &cli.config, cli.json),
         Command::Inventory(a) => cmd::inventory::run(&cli.config, a, &out),
         Command::BlastRadius(a) => cmd::blast_radius::run(&cli.config, a, &out),
         Command::Report(c) => cmd::report::run(&cli.config, c, &out),

@@ -4,6 +4,49 @@ use serde::Serialize;
 use std::io::Write;
 use time::OffsetDateTime;
 
+/// `println!` that hands back a failed write instead of panicking, so that a reader closing
+/// the pipe (`airlock … | head`) ends the command quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::output::stdout_error)
+    }};
+}
+
+/// `print!` that hands back a failed write instead of panicking (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*).map_err($crate::output::stdout_error)
+    }};
+}
+
+/// Standard output's reader went away (`airlock … | head`): not a failure to report.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// A failed write to standard output: a closed pipe becomes [`StdoutClosed`].
+pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(StdoutClosed)
+    } else {
+        anyhow::Error::new(e).context("cannot write to standard output")
+    }
+}
+
+/// Whether `e` is standard output closing under the command.
+pub fn is_stdout_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<StdoutClosed>())
+}
+
 /// Where results go and in which form.
 pub struct Output {
     json: bool,
@@ -22,18 +65,17 @@ impl Output {
 
     /// Prints one value as pretty JSON.
     pub fn value<T: Serialize>(&self, v: &T) -> anyhow::Result<()> {
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, v)?;
-        writeln!(out)?;
-        Ok(())
+        // Serialized first, so that a write error is an I/O error and a closed pipe is seen as one.
+        let text = serde_json::to_string_pretty(v)?;
+        outln!("{text}")
     }
 
     /// Prints values as JSON lines, one object per line.
     pub fn lines<T: Serialize>(&self, items: &[T]) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         for i in items {
-            serde_json::to_writer(&mut out, i)?;
-            writeln!(out)?;
+            let line = serde_json::to_string(i)?;
+            writeln!(out, "{line}").map_err(stdout_error)?;
         }
         Ok(())
     }
@@ -65,12 +107,13 @@ impl Output {
             }
             s
         };
-        writeln!(out, "{}", line(header.to_vec()))?;
+        writeln!(out, "{}", line(header.to_vec())).map_err(stdout_error)?;
         for r in rows {
-            writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+            writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))
+                .map_err(stdout_error)?;
         }
         if rows.is_empty() {
-            writeln!(out, "(none)")?;
+            writeln!(out, "(none)").map_err(stdout_error)?;
         }
         Ok(())
     }

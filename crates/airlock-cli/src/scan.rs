@@ -90,12 +90,30 @@ impl Progress for Bar {
     }
 }
 
-/// Runs `airlock scan`.
-pub fn run(args: ScanArgs, airlock_config: &std::path::Path) -> anyhow::Result<ExitCode> {
+/// Runs `airlock scan`; errors are printed here (as JSON with `--json`), with scan's exit code 2.
+pub fn run(
+    args: ScanArgs,
+    airlock_config: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    // `airlock --json scan` and `airlock scan --json` both ask for JSON, errors included.
+    let json = json || args.json;
     match run_inner(args, airlock_config) {
         Ok(code) => Ok(code),
+        Err(e) if crate::output::is_stdout_closed(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("airlock scan: error: {e:#}");
+            let kind = if e.chain().any(|c| c.is::<io::Error>()) {
+                "io"
+            } else {
+                "invalid"
+            };
+            crate::exit::print(
+                "airlock scan: error",
+                kind,
+                &crate::exit::message(&e),
+                2,
+                json,
+            );
             Ok(ExitCode::from(2))
         }
     }
@@ -218,8 +236,13 @@ fn run_inner(args: ScanArgs, airlock_config: &std::path::Path) -> anyhow::Result
     let mut result = if files.is_empty() {
         inputs::Report::default()
     } else {
-        inputs::scan_paths(&scanner, &files, &opts, progress)
-            .context("check that the path exists and is readable")?
+        inputs::scan_paths(&scanner, &files, &opts, progress).map_err(|e| match e {
+            // The hint after the cause: what was wrong first, then what to check.
+            inputs::InputError::Unreadable { .. } => {
+                io::Error::other(format!("{e}; check that the path exists and is readable"))
+            }
+            other => io::Error::other(other.to_string()),
+        })?
     };
     if !stdin.is_empty() {
         let r = inputs::scan_reader(&scanner, io::stdin().lock(), "<stdin>", &opts);
@@ -274,27 +297,33 @@ fn run_inner(args: ScanArgs, airlock_config: &std::path::Path) -> anyhow::Result
         }
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
-    match format {
-        Format::Human => {
-            report::write_human(&mut out, &result.findings, color)?;
-            eprintln!(
-                "airlock scan: {} finding(s) in {} file(s), {:.1} MB scanned{}",
-                result.findings.len(),
-                result.files,
-                result.bytes as f64 / 1e6,
-                if result.binary_skipped > 0 {
-                    format!(", {} binary file(s) skipped", result.binary_skipped)
-                } else {
-                    String::new()
-                }
-            );
+    let written = (|| -> io::Result<()> {
+        match format {
+            Format::Human => {
+                report::write_human(&mut out, &result.findings, color)?;
+                eprintln!(
+                    "airlock scan: {} finding(s) in {} file(s), {:.1} MB scanned{}",
+                    result.findings.len(),
+                    result.files,
+                    result.bytes as f64 / 1e6,
+                    if result.binary_skipped > 0 {
+                        format!(", {} binary file(s) skipped", result.binary_skipped)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Format::Json => report::write_json(&mut out, &result.findings)?,
+            Format::Sarif => {
+                report::write_sarif(&mut out, &result.findings, scanner.rules(), &result.notices)?
+            }
         }
-        Format::Json => report::write_json(&mut out, &result.findings)?,
-        Format::Sarif => {
-            report::write_sarif(&mut out, &result.findings, scanner.rules(), &result.notices)?
-        }
-    }
-    out.flush()?;
+        out.flush()
+    })();
+    written.map_err(|e| match &args.output {
+        Some(p) => anyhow::Error::new(e).context(format!("cannot write report `{}`", p.display())),
+        None => crate::output::stdout_error(e),
+    })?;
     Ok(if result.findings.is_empty() {
         ExitCode::SUCCESS
     } else {

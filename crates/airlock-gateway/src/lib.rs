@@ -49,12 +49,14 @@ pub enum GatewayError {
     #[error(transparent)]
     Store(#[from] airlock_store::StoreError),
     /// A listener could not be bound.
-    #[error("cannot listen on `{addr}`: {message}; is another process using it?")]
+    #[error("cannot listen on `{addr}`: {message}; {hint}")]
     Bind {
         /// The address.
         addr: String,
-        /// The OS error.
+        /// Why, as the OS or the gateway said it.
         message: String,
+        /// What to do about it, fitting the cause.
+        hint: String,
     },
     /// Nothing to serve.
     #[error("no upstreams are configured; add an `[upstreams.NAME]` table to airlock.toml (see docs/gateway.md)")]
@@ -129,10 +131,7 @@ impl std::fmt::Debug for Running {
 async fn bind(addr: &str) -> Result<TcpListener, GatewayError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| GatewayError::Bind {
-            addr: addr.to_string(),
-            message: e.to_string(),
-        })
+        .map_err(|e| listeners::tcp_bind_error(addr, &e))
 }
 
 /// Starts the gateway described by `config_path`: binds every listener, then serves until
@@ -187,10 +186,7 @@ pub async fn start(config_path: &Path) -> Result<Running, GatewayError> {
     let admin_listener = bind(&gw.admin_listen).await?;
     let admin_addr = admin_listener
         .local_addr()
-        .map_err(|e| GatewayError::Bind {
-            addr: gw.admin_listen.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| listeners::tcp_bind_error(&gw.admin_listen, &e))?;
 
     let shared = Arc::new(Shared {
         runtime: ArcSwap::from_pointee(runtime),

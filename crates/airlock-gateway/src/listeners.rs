@@ -13,7 +13,7 @@
 use crate::runtime::Runtime;
 use crate::{bind, GatewayError, Shared};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -74,21 +74,92 @@ impl Socket {
     }
 }
 
+fn bind_error(addr: &str, message: impl Into<String>, hint: impl Into<String>) -> GatewayError {
+    GatewayError::Bind {
+        addr: addr.to_string(),
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+/// Why a TCP address could not be bound, with the hint that fits the cause: only a busy
+/// address is blamed on another process.
+pub(crate) fn tcp_bind_error(addr: &str, e: &std::io::Error) -> GatewayError {
+    use std::io::ErrorKind as K;
+    let hint = match e.kind() {
+        K::AddrInUse => "is another process using it? Stop it, or choose another port",
+        K::PermissionDenied => {
+            "ports below 1024 need privileges (CAP_NET_BIND_SERVICE); choose a port above 1023"
+        }
+        K::AddrNotAvailable => {
+            "no network interface of this machine has that address; use 127.0.0.1, 0.0.0.0 or one of its own addresses"
+        }
+        // Unparsable addresses and host names that do not resolve.
+        _ => "write it as HOST:PORT with an IP address or a host name this machine resolves, e.g. 127.0.0.1:6432",
+    };
+    bind_error(addr, e.to_string(), hint)
+}
+
+/// Why a unix socket could not be made at `path`, with the hint that fits the cause.
+fn unix_bind_error(addr: &str, path: &Path, e: &std::io::Error) -> GatewayError {
+    use std::io::ErrorKind as K;
+    use std::os::unix::fs::FileTypeExt;
+    let dir = path
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let hint = match e.kind() {
+        K::NotFound => format!(
+            "directory `{dir}` does not exist; create it (writable by the gateway's user), or choose a path in an existing directory"
+        ),
+        K::PermissionDenied => format!(
+            "the gateway's user may not create files in `{dir}`; give it write access there, or choose another directory"
+        ),
+        K::NotADirectory => {
+            "a component of that path is a file, not a directory; choose another path".to_string()
+        }
+        K::ReadOnlyFilesystem => {
+            "that file system is read-only; choose a directory on a writable one".to_string()
+        }
+        K::InvalidInput => {
+            "unix socket paths are limited to about 100 bytes; choose a shorter path".to_string()
+        }
+        // The door's own checks say what they found in the message; the hint says what to do.
+        K::AddrInUse
+            if std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_socket()) =>
+        {
+            "move that file away or choose another path; Airlock only replaces a socket file nobody listens on".to_string()
+        }
+        K::AddrInUse if e.raw_os_error().is_some() => {
+            "is another process using it? Stop it, or choose another path".to_string()
+        }
+        K::AddrInUse => "stop that process, or choose another path".to_string(),
+        _ => format!(
+            "check that `{dir}` exists and that the gateway's user may create files in it"
+        ),
+    };
+    bind_error(addr, e.to_string(), hint)
+}
+
 /// The unix socket path `spec` asks for `door`, if any; refuses what no door can serve.
 fn unix_path(door: &Door, spec: &Spec) -> Result<Option<PathBuf>, GatewayError> {
     let Some(path) = spec.addr.strip_prefix(UNIX) else {
         return Ok(None);
     };
-    let refuse = |message: &str| GatewayError::Bind {
-        addr: spec.addr.clone(),
-        message: message.to_string(),
-    };
     if !matches!(door, Door::Database(_)) {
-        return Err(refuse("unix sockets are offered for database doors only"));
+        return Err(bind_error(
+            &spec.addr,
+            "unix sockets are offered for database doors only",
+            "give this door a HOST:PORT address, e.g. 127.0.0.1:8080",
+        ));
     }
     let path = PathBuf::from(path);
     if !path.is_absolute() {
-        return Err(refuse("give the socket's absolute path"));
+        return Err(bind_error(
+            &spec.addr,
+            "the socket path is relative",
+            "give its absolute path, e.g. `unix:/run/airlock/.s.PGSQL.6432`",
+        ));
     }
     Ok(Some(path))
 }
@@ -98,13 +169,9 @@ pub(crate) async fn open(door: &Door, spec: &Spec) -> Result<Socket, GatewayErro
     match unix_path(door, spec)? {
         None => Ok(Socket::Tcp(bind(&spec.addr).await?)),
         Some(path) => {
-            let (l, id) =
-                crate::pg_door::bind_unix(&path)
-                    .await
-                    .map_err(|e| GatewayError::Bind {
-                        addr: spec.addr.clone(),
-                        message: e.to_string(),
-                    })?;
+            let (l, id) = crate::pg_door::bind_unix(&path)
+                .await
+                .map_err(|e| unix_bind_error(&spec.addr, &path, &e))?;
             Ok(Socket::Unix(l, path, id))
         }
     }

@@ -19,15 +19,18 @@ pub const KEY_ENV: &str = "AIRLOCK_MASTER_KEY";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The key file does not exist.
-    #[error("master key file `{0}` not found; run `airlock init` to create one, or set {KEY_ENV}")]
+    // A new key cannot open what the old one sealed, so the way out is the backup, not `init`
+    // (which also refuses to run over an existing airlock.toml).
+    #[error("master key file `{0}` is missing; sealed secrets open only with the key that sealed them, so restore that file from your backup (or set {KEY_ENV} to its 64 hex characters). Only a brand-new installation with no sealed secrets should run `airlock init` to create a key")]
     Missing(PathBuf),
     /// The key file could not be read or written.
-    #[error("cannot access master key file `{path}`: {source}")]
+    #[error("cannot access master key file `{path}`: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error, said in the message and not chained as a source, so that error
+        /// printers that walk the chain say it once.
+        error: std::io::Error,
     },
     /// The key file or variable does not hold 64 hex characters.
     #[error("master key from {0} is not 64 hex characters (32 bytes); restore the key file from your backup, or fix the variable")]
@@ -84,9 +87,9 @@ impl MasterKey {
         if let Some(v) = std::env::var(KEY_ENV).ok().filter(|v| !v.trim().is_empty()) {
             return MasterKey::from_hex(&v, KEY_ENV);
         }
-        let io = |source| KeyError::Io {
+        let io = |error| KeyError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
@@ -122,16 +125,16 @@ impl MasterKey {
             } else {
                 KeyError::Io {
                     path: path.to_path_buf(),
-                    source: e,
+                    error: e,
                 }
             }
         })?;
         let text = zeroize::Zeroizing::new(format!("{}\n", hex::encode(self.0.expose())));
         f.write_all(text.as_bytes())
             .and_then(|_| f.sync_all())
-            .map_err(|source| KeyError::Io {
+            .map_err(|error| KeyError::Io {
                 path: path.to_path_buf(),
-                source,
+                error,
             })
     }
 

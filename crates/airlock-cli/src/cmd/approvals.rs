@@ -54,6 +54,7 @@ impl Admin {
         let base = match admin {
             Some(a) => a,
             None => {
+                crate::context::require_config(config)?;
                 let cfg = airlock_config::Config::load(config)?;
                 format!("http://{}", cfg.gateway.admin_listen)
             }
@@ -122,26 +123,26 @@ fn refused(status: u16, v: &serde_json::Value) -> anyhow::Error {
     fail(code, message)
 }
 
-fn print_approval(a: &serde_json::Value) {
+fn print_approval(a: &serde_json::Value) -> anyhow::Result<()> {
     let s = |k: &str| a[k].as_str().unwrap_or("-").to_string();
-    println!("id:          {}", s("id"));
-    println!("state:       {}", s("state"));
-    println!(
+    outln!("id:          {}", s("id"))?;
+    outln!("state:       {}", s("state"))?;
+    outln!(
         "requester:   {} ({}, owner {})",
         s("requester"),
         s("requester_kind"),
         s("owner")
-    );
-    println!("operation:   {}", s("operation"));
-    println!("resource:    {} in {}", s("resource"), s("environment"));
-    println!("why:         {}", s("reason"));
-    println!("created:     {}", s("created_at"));
-    println!("expires:     {}", s("expires_at"));
+    )?;
+    outln!("operation:   {}", s("operation"))?;
+    outln!("resource:    {} in {}", s("resource"), s("environment"))?;
+    outln!("why:         {}", s("reason"))?;
+    outln!("created:     {}", s("created_at"))?;
+    outln!("expires:     {}", s("expires_at"))?;
     let approvers: Vec<&str> = a["approvers"]
         .as_array()
         .map(|v| v.iter().filter_map(|x| x.as_str()).collect())
         .unwrap_or_default();
-    println!(
+    outln!(
         "approvals:   {} of {} ({})",
         approvers.len(),
         a["approvals_needed"].as_u64().unwrap_or(1),
@@ -150,7 +151,7 @@ fn print_approval(a: &serde_json::Value) {
         } else {
             approvers.join(", ")
         }
-    );
+    )
 }
 
 fn read_code() -> anyhow::Result<String> {
@@ -226,7 +227,7 @@ pub fn run(config: &Path, cmd: ApprovalsCmd, out: &Output) -> anyhow::Result<Exi
                 if out.json() {
                     out.value(&v["approval"])?;
                 } else {
-                    print_approval(&v["approval"]);
+                    print_approval(&v["approval"])?;
                 }
             }
             ApprovalsCmd::Approve(d) => decide(&admin, d, true, out).await?,
@@ -257,16 +258,16 @@ async fn decide(admin: &Admin, d: Decide, approve: bool, out: &Output) -> anyhow
         out.value(&v["approval"])?;
     } else {
         let a = &v["approval"];
-        println!(
+        outln!(
             "{} is now {}",
             a["id"].as_str().unwrap_or(&d.id),
             a["state"].as_str().unwrap_or("?")
-        );
+        )?;
         if a["state"] == "pending" {
-            println!(
+            outln!(
                 "it needs {} approvals; another human must approve too",
                 a["approvals_needed"]
-            );
+            )?;
         }
     }
     Ok(())

@@ -96,7 +96,7 @@ pub fn run(config: &Path, cmd: AuditCmd, out: &Output) -> anyhow::Result<ExitCod
                 if out.json() {
                     out.value(&serde_json::json!({ "ok": true, "records": n }))?;
                 } else {
-                    println!("audit chain intact: {n} records verified");
+                    outln!("audit chain intact: {n} records verified")?;
                 }
             }
             Err(e) => {

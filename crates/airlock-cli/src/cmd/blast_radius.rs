@@ -116,7 +116,7 @@ pub fn run(config: &Path, args: BlastArgs, out: &Output) -> anyhow::Result<ExitC
                     &rows,
                 )?;
                 for b in a.radii.iter().filter(|b| b.score.reached > 0) {
-                    println!("{}", b.headline);
+                    outln!("{}", b.headline)?;
                 }
             }
             Format::Dot | Format::Mermaid => {
@@ -132,14 +132,14 @@ pub fn run(config: &Path, args: BlastArgs, out: &Output) -> anyhow::Result<ExitC
     })?;
     match format {
         Format::Json => out.value(&b)?,
-        Format::Dot => print!("{}", render::dot(&b)),
-        Format::Mermaid => print!("{}", render::mermaid(&b)),
-        Format::Text => text(&b, args.denied),
+        Format::Dot => out!("{}", render::dot(&b))?,
+        Format::Mermaid => out!("{}", render::mermaid(&b))?,
+        Format::Text => text(&b, args.denied)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn text(b: &BlastRadius, show_denied: bool) {
+fn text(b: &BlastRadius, show_denied: bool) -> anyhow::Result<()> {
     let s = &b.subject;
     let mut who = format!("{} {}", s.kind.replace('_', " "), s.id);
     if let (Some(i), Some(k)) = (&s.identity, s.identity_kind) {
@@ -152,10 +152,10 @@ fn text(b: &BlastRadius, show_denied: bool) {
     if let Some(o) = &s.owner {
         who.push_str(&format!(", owned by `{o}`"));
     }
-    println!("{who}");
-    println!("{}", b.headline);
+    outln!("{who}")?;
+    outln!("{}", b.headline)?;
     for n in &b.notes {
-        println!("note: {n}");
+        outln!("note: {n}")?;
     }
     let mut hidden = 0;
     for (class, envs) in &b.groups {
@@ -171,7 +171,7 @@ fn text(b: &BlastRadius, show_denied: bool) {
             parts.push(format!("{} outright", t.outright));
             parts.push(format!("{} after approval", t.after_approval));
             parts.push(format!("{} denied", t.denied));
-            println!("\n{class} in {env}: {}", parts.join(", "));
+            outln!("\n{class} in {env}: {}", parts.join(", "))?;
             for e in b.entries.iter().filter(|e| {
                 e.class == *class
                     && e.environment
@@ -192,14 +192,18 @@ fn text(b: &BlastRadius, show_denied: bool) {
                     .as_ref()
                     .map(|s| format!(", e.g. `{s}`"))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "  {how:<15} {} on {}/{} ({}{sample})",
-                    e.action, e.upstream, e.resource, e.code
-                );
+                    e.action,
+                    e.upstream,
+                    e.resource,
+                    e.code
+                )?;
             }
         }
     }
     if hidden > 0 {
-        println!("\n{hidden} more pair(s) denied in every other class and environment (`--denied` lists them)");
+        outln!("\n{hidden} more pair(s) denied in every other class and environment (`--denied` lists them)")?;
     }
+    Ok(())
 }

@@ -23,17 +23,17 @@ pub struct DemoArgs {
     keep: bool,
 }
 
-fn step(n: u32, text: &str) {
+fn step(n: u32, text: &str) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     if std::io::stdout().is_terminal() {
-        println!("\n\x1b[1m{n}. {text}\x1b[0m");
+        outln!("\n\x1b[1m{n}. {text}\x1b[0m")
     } else {
-        println!("\n{n}. {text}");
+        outln!("\n{n}. {text}")
     }
 }
 
-fn say(text: &str) {
-    println!("   {text}");
+fn say(text: &str) -> anyhow::Result<()> {
+    outln!("   {text}")
 }
 
 /// Runs the demo.
@@ -48,15 +48,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let admin_secret = format!("cloud-admin-{}", std::process::id());
 
-    step(1, "A cloud provider's GraphQL API, as in the incident");
+    step(1, "A cloud provider's GraphQL API, as in the incident")?;
     let cloud = FakeCloud::start(&admin_secret).await?;
     say(&format!(
         "http://{}/graphql serves staging AND production volumes behind one endpoint.",
         cloud.addr
-    ));
-    say("It checks nothing but one admin API token. Volumes: vol-stg-1, vol-stg-2, vol-prod-bookings, vol-prod-backups.");
+    ))?;
+    say("It checks nothing but one admin API token. Volumes: vol-stg-1, vol-stg-2, vol-prod-bookings, vol-prod-backups.")?;
 
-    step(2, "Airlock takes the admin token away from agents");
+    step(2, "Airlock takes the admin token away from agents")?;
     let cfg_path = dir.path().join("airlock.toml");
     std::fs::write(
         &cfg_path,
@@ -109,8 +109,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &EnvName::new("production")?,
         &Secret::new(admin_secret.clone().into_bytes()),
     )?;
-    say("The admin token is sealed inside Airlock (XChaCha20-Poly1305, key outside the store).");
-    say("Agents `stage-bot` and `prod-bot`, both owned by the human `alice`, get short-lived Airlock tokens instead:");
+    say("The admin token is sealed inside Airlock (XChaCha20-Poly1305, key outside the store).")?;
+    say("Agents `stage-bot` and `prod-bot`, both owned by the human `alice`, get short-lived Airlock tokens instead:")?;
     let issue = |who: &str, env: &str| -> anyhow::Result<String> {
         let t = auth.issue(
             &op,
@@ -126,9 +126,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let staging = issue("stage-bot", "staging")?;
     let production = issue("prod-bot", "production")?;
-    say("stage-bot: staging only, read/write/destructive, 1 hour.  prod-bot: production only, same classes, 1 hour.");
+    say("stage-bot: staging only, read/write/destructive, 1 hour.  prod-bot: production only, same classes, 1 hour.")?;
 
-    step(3, "Start the gateway in front of the API");
+    step(3, "Start the gateway in front of the API")?;
     let running = airlock_gateway::start(&cfg_path).await?;
     let proxy = running
         .bound()
@@ -136,14 +136,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| anyhow::anyhow!("the demo gateway has no proxy listener"))?;
     say(&format!(
         "Agents now call http://{proxy}/cloud/graphql with their Airlock token."
-    ));
+    ))?;
 
     let delete = "mutation { volumeDelete(volumeId: \"vol-prod-bookings\") }";
     step(
         4,
         "The incident: the staging agent deletes the production volume",
-    );
-    say(&format!("stage-bot sends: {delete}"));
+    )?;
+    say(&format!("stage-bot sends: {delete}"))?;
     let r = graphql(
         proxy,
         "/cloud/graphql",
@@ -157,24 +157,24 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "-> HTTP {} {}",
         r.status.as_u16(),
         r.json()["error"]
-    ));
+    ))?;
     say(&format!(
         "   {}",
         r.json()["message"].as_str().unwrap_or("")
-    ));
+    ))?;
     say(&format!(
         "   next: {}",
         r.json()["hint"].as_str().unwrap_or("")
-    ));
+    ))?;
     say(&format!(
         "vol-prod-bookings still exists upstream: {}",
         cloud.has("vol-prod-bookings")
-    ));
+    ))?;
 
     step(
         5,
         "Its normal work still flows: it deletes a staging volume",
-    );
+    )?;
     let r = graphql(
         proxy,
         "/cloud/graphql",
@@ -184,12 +184,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .map_err(anyhow::Error::msg)?;
-    say(&format!("-> HTTP {} {}", r.status.as_u16(), r.body));
+    say(&format!("-> HTTP {} {}", r.status.as_u16(), r.body))?;
 
     step(
         6,
         "A production agent: reads pass, the delete waits for a human",
-    );
+    )?;
     let r = graphql(
         proxy,
         "/cloud/graphql",
@@ -199,7 +199,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .map_err(anyhow::Error::msg)?;
-    say(&format!("read   -> HTTP {} {}", r.status.as_u16(), r.body));
+    say(&format!("read   -> HTTP {} {}", r.status.as_u16(), r.body))?;
     let r = graphql(
         proxy,
         "/cloud/graphql",
@@ -214,10 +214,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         r.status.as_u16(),
         r.json()["error"],
         r.json()["message"].as_str().unwrap_or("")
-    ));
+    ))?;
 
     running.shutdown().await;
-    step(7, "Every decision is in the tamper-evident audit log");
+    step(7, "Every decision is in the tamper-evident audit log")?;
     for rec in auth.store().audit(&airlock_store::AuditFilter {
         actor_kind: Some(IdentityKind::Agent),
         ..Default::default()
@@ -234,19 +234,19 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             e.environment.as_deref().unwrap_or("-"),
             e.decision,
             e.details.get("code").map(String::as_str).unwrap_or("")
-        ));
+        ))?;
     }
     let verified = auth.store().verify_audit()?.map_err(anyhow::Error::msg)?;
-    say(&format!("audit chain verified: {verified} records."));
-    say("The admin secret never left Airlock: the agents held only their Airlock tokens.");
+    say(&format!("audit chain verified: {verified} records."))?;
+    say("The admin secret never left Airlock: the agents held only their Airlock tokens.")?;
 
     if args.keep {
         let kept = dir.keep();
-        println!(
+        outln!(
             "\nkept: {} (try `AIRLOCK_CONFIG={}/airlock.toml airlock audit list`)",
             kept.display(),
             kept.display()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

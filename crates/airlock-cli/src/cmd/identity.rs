@@ -138,9 +138,9 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
             } else {
                 match (&i.owner, i.review_by) {
                     (Some(o), Some(r)) => {
-                        println!("added {} `{}` (owner {o}, review by {r})", i.kind, i.name)
+                        outln!("added {} `{}` (owner {o}, review by {r})", i.kind, i.name)?
                     }
-                    _ => println!("added {} `{}`", i.kind, i.name),
+                    _ => outln!("added {} `{}`", i.kind, i.name)?,
                 }
             }
             if let Some(key) = key {
@@ -189,23 +189,23 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
             if out.json() {
                 out.value(&serde_json::json!({ "identity": i, "tokens": tokens }))?;
             } else {
-                println!("name:             {}", i.name);
-                println!("kind:             {}", i.kind);
-                println!(
+                outln!("name:             {}", i.name)?;
+                outln!("kind:             {}", i.kind)?;
+                outln!(
                     "owner:            {}",
                     i.owner
                         .as_ref()
                         .map(Name::to_string)
                         .unwrap_or_else(|| "-".into())
-                );
-                println!("purpose:          {}", i.purpose.as_deref().unwrap_or("-"));
-                println!(
+                )?;
+                outln!("purpose:          {}", i.purpose.as_deref().unwrap_or("-"))?;
+                outln!(
                     "review by:        {}",
                     i.review_by
                         .map(|d| d.to_string())
                         .unwrap_or_else(|| "-".into())
-                );
-                println!("agent accessible: {}", i.agent_accessible);
+                )?;
+                outln!("agent accessible: {}", i.agent_accessible)?;
                 let envs = if i.environments.is_empty() {
                     "any".to_string()
                 } else {
@@ -215,25 +215,25 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
-                println!("environments:     {envs}");
-                println!(
+                outln!("environments:     {envs}")?;
+                outln!(
                     "status:           {}",
                     if i.enabled { "enabled" } else { "disabled" }
-                );
-                println!(
+                )?;
+                outln!(
                     "created:          {} by {}",
                     when(i.created_at),
                     i.created_by
-                );
+                )?;
                 if let Some(d) = i.disabled_at {
-                    println!("disabled:         {}", when(d));
+                    outln!("disabled:         {}", when(d))?;
                 }
                 let now = auth.now();
                 let live = tokens
                     .iter()
                     .filter(|t| t.revoked_at.is_none() && t.expires_at > now)
                     .count();
-                println!("tokens:           {} ({live} live)", tokens.len());
+                outln!("tokens:           {} ({live} live)", tokens.len())?;
             }
         }
         IdentityCmd::Review {
@@ -245,7 +245,7 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
             if out.json() {
                 out.value(&serde_json::json!({ "reviewed": name, "review_by": next.to_string() }))?;
             } else {
-                println!("reviewed `{name}`: still needed; next review by {next}");
+                outln!("reviewed `{name}`: still needed; next review by {next}")?;
             }
         }
         IdentityCmd::Reassign { name, owner } => {
@@ -253,7 +253,7 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
             if out.json() {
                 out.value(&serde_json::json!({ "reassigned": name, "owner": owner }))?;
             } else {
-                println!("`{name}` is now owned by `{owner}`; it can receive tokens again");
+                outln!("`{name}` is now owned by `{owner}`; it can receive tokens again")?;
             }
         }
         IdentityCmd::Offboard { .. } => {}
@@ -270,7 +270,7 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
             if out.json() {
                 out.value(&serde_json::json!({ "disabled": name, "tokens_revoked": revoked, "orphaned": orphaned }))?;
             } else {
-                println!("disabled `{name}`; revoked {revoked} token(s)");
+                outln!("disabled `{name}`; revoked {revoked} token(s)")?;
                 for o in &orphaned {
                     eprintln!(
                         "warning: `{o}` is owned by `{name}` and now has no enabled owner; it cannot receive new tokens. Reassign or disable it with `airlock identity disable {o}`"
@@ -316,19 +316,19 @@ fn offboard(
             "orphaned": orphaned,
         }))?;
     } else {
-        println!("offboarded `{name}`: disabled, {revoked} token(s) revoked");
-        println!(
+        outln!("offboarded `{name}`: disabled, {revoked} token(s) revoked")?;
+        outln!(
             "until now it {}",
             before.headline.trim_start_matches(&format!("`{name}` "))
-        );
-        println!(
+        )?;
+        outln!(
             "({} (action, resource) pair(s) reachable, now closed)",
             reached.len()
-        );
+        )?;
         for o in &orphaned {
-            println!(
+            outln!(
                 "orphaned: `{o}` was owned by `{name}` and cannot receive tokens until reassigned: `airlock identity reassign {o} --owner HUMAN`"
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -347,11 +347,9 @@ fn enrol(
         out.value(&serde_json::json!({ "identity": name, "otpauth_uri": uri.expose() }))?;
     } else {
         let qr = airlock_approval::totp::qr_terminal(uri.expose()).unwrap_or_default();
-        println!(
-            "TOTP second factor for `{name}` (shown once; scan it into an authenticator app):"
-        );
-        println!("{}", uri.expose());
-        println!("{qr}");
+        outln!("TOTP second factor for `{name}` (shown once; scan it into an authenticator app):")?;
+        outln!("{}", uri.expose())?;
+        outln!("{qr}")?;
     }
     Ok(())
 }

@@ -53,16 +53,16 @@ pub fn run(config_path: &Path, _args: InitArgs, out: &Output) -> anyhow::Result<
             "key_file": key_path.display().to_string(),
         }))?;
     } else {
-        println!("wrote {}", config_path.display());
-        println!("{key_note}");
-        println!("store: {} (SQLite, WAL)", store.path().display());
-        println!();
-        println!("next:");
-        println!("  airlock identity add alice --kind human");
-        println!("  airlock identity add deploy-bot --kind agent --owner alice --purpose \"staging deploys\"");
-        println!(
+        outln!("wrote {}", config_path.display())?;
+        outln!("{key_note}")?;
+        outln!("store: {} (SQLite, WAL)", store.path().display())?;
+        outln!()?;
+        outln!("next:")?;
+        outln!("  airlock identity add alice --kind human")?;
+        outln!("  airlock identity add deploy-bot --kind agent --owner alice --purpose \"staging deploys\"")?;
+        outln!(
             "  airlock token issue --identity deploy-bot --env staging --allow read,write --ttl 1h"
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -191,7 +191,7 @@ fn import_scan(
             "credentials": parsed.found,
         }))?;
     } else {
-        println!(
+        outln!(
             "imported {} unmanaged credential(s) ({new} new){}",
             parsed.found.len(),
             if agent_readable {
@@ -199,25 +199,29 @@ fn import_scan(
             } else {
                 ""
             }
-        );
+        )?;
         for f in &parsed.found {
             let loc = f
                 .location
                 .as_deref()
                 .map(|l| format!(" [{l}]"))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "  {} {} at {}:{}:{}{loc}",
-                f.kind, f.redacted, f.file, f.line, f.column
-            );
+                f.kind,
+                f.redacted,
+                f.file,
+                f.line,
+                f.column
+            )?;
         }
         if parsed.airlock_tokens > 0 {
-            println!(
+            outln!(
                 "skipped {} Airlock token(s): they are managed; `airlock scan --revoke-found` revokes leaked ones",
                 parsed.airlock_tokens
-            );
+            )?;
         }
-        println!("see them with `airlock inventory`");
+        outln!("see them with `airlock inventory`")?;
     }
     Ok(ExitCode::SUCCESS)
 }

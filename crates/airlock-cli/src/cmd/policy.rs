@@ -48,14 +48,14 @@ pub fn run(config: &Path, cmd: PolicyCmd, out: &Output) -> anyhow::Result<ExitCo
             if out.json() {
                 out.value(&serde_json::json!({ "ok": true, "policies": rt.policy.policy_count(), "upstreams": rt.upstreams.len() }))?;
             } else {
-                println!(
+                outln!(
                     "ok: {} policies (built-in pack included) and {} upstream rule set(s) are valid",
                     rt.policy.policy_count(),
                     rt.upstreams.len()
-                );
+                )?;
             }
         }
-        PolicyCmd::Schema => print!("{}", rt.policy.schema_text()),
+        PolicyCmd::Schema => out!("{}", rt.policy.schema_text())?,
         PolicyCmd::Explain {
             upstream,
             method,
@@ -122,20 +122,22 @@ pub fn run(config: &Path, cmd: PolicyCmd, out: &Output) -> anyhow::Result<ExitCo
                     "class": v.class, "classification": classification, "operations": v.operations,
                 }))?;
             } else {
-                println!("decision: {} ({})", v.outcome, v.code);
-                println!("reason:   {}", v.reason);
+                outln!("decision: {} ({})", v.outcome, v.code)?;
+                outln!("reason:   {}", v.reason)?;
                 if !v.hint.is_empty() {
-                    println!("next:     {}", v.hint);
+                    outln!("next:     {}", v.hint)?;
                 }
-                println!(
+                outln!(
                     "request:  {} {} -> class {}",
-                    classification.effective_method, classification.normalized_path, v.class
-                );
+                    classification.effective_method,
+                    classification.normalized_path,
+                    v.class
+                )?;
                 for n in &classification.notes {
-                    println!("note:     {n}");
+                    outln!("note:     {n}")?;
                 }
                 for o in &v.operations {
-                    println!(
+                    outln!(
                         "  {} {} on `{}` in {}: {} ({}) by {}",
                         o.class,
                         o.action,
@@ -147,7 +149,7 @@ pub fn run(config: &Path, cmd: PolicyCmd, out: &Output) -> anyhow::Result<ExitCo
                         o.decision.outcome,
                         o.decision.code,
                         o.decision.policies.join(", ")
-                    );
+                    )?;
                 }
             }
             if v.outcome != Outcome::Allow {

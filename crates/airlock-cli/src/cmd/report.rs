@@ -51,8 +51,8 @@ pub fn run(config: &Path, cmd: ReportCmd, out: &Output) -> anyhow::Result<ExitCo
     })?;
     match if out.json() { Format::Json } else { format } {
         Format::Json => out.value(&report)?,
-        Format::Md => print!("{}", compliance::markdown(&report)),
-        Format::Html => print!("{}", compliance::html(&report)),
+        Format::Md => out!("{}", compliance::markdown(&report))?,
+        Format::Html => out!("{}", compliance::html(&report))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -37,7 +37,7 @@ pub fn run(config: &Path, cmd: ResourceCmd, out: &Output) -> anyhow::Result<Exit
             if out.json() {
                 out.value(&r)?;
             } else {
-                println!("resource `{}` is in {}", r.pattern, r.environment);
+                outln!("resource `{}` is in {}", r.pattern, r.environment)?;
             }
         }
         ResourceCmd::List => {

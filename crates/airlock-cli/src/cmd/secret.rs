@@ -52,10 +52,12 @@ pub fn run(config: &Path, cmd: SecretCmd, out: &Output) -> anyhow::Result<ExitCo
             if out.json() {
                 out.value(&info)?;
             } else {
-                println!(
+                outln!(
                     "sealed `{}` for {} (key {})",
-                    info.name, info.environment, info.key_id
-                );
+                    info.name,
+                    info.environment,
+                    info.key_id
+                )?;
             }
         }
         SecretCmd::List => {

@@ -11,14 +11,15 @@ pub struct ServeArgs {}
 /// Starts the gateway, prints where it listens (one line on stdout, JSON with `--json`), and
 /// drains in-flight requests on shutdown.
 pub fn run(config: &Path, _args: ServeArgs, out: &Output) -> anyhow::Result<ExitCode> {
+    crate::context::require_config(config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let running = airlock_gateway::start(config).await?;
         let b = running.bound().clone();
-        if out.json() {
-            println!("{}", serde_json::to_string(&b)?);
+        let line = if out.json() {
+            serde_json::to_string(&b)?
         } else {
             let mut parts = Vec::new();
             if let Some(p) = b.proxy {
@@ -34,10 +35,19 @@ pub fn run(config: &Path, _args: ServeArgs, out: &Output) -> anyhow::Result<Exit
                 parts.push(format!("{name} unix:{}", path.display()));
             }
             parts.push(format!("admin http://{}", b.admin));
-            println!("airlock gateway listening: {}", parts.join(", "));
+            format!("airlock gateway listening: {}", parts.join(", "))
+        };
+        // The line is for whoever started the gateway; a closed or failing stdout must not stop
+        // it serving.
+        let announced = outln!("{line}").and_then(|()| {
+            use std::io::Write;
+            std::io::stdout()
+                .flush()
+                .map_err(crate::output::stdout_error)
+        });
+        if let Err(e) = announced {
+            tracing::warn!(error = %crate::exit::message(&e), "could not print where the gateway listens");
         }
-        use std::io::Write;
-        std::io::stdout().flush()?;
         wait_for_signal().await;
         eprintln!("airlock: shutting down, draining in-flight requests");
         running.shutdown().await;

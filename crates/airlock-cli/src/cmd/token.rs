@@ -149,7 +149,7 @@ pub fn run(config: &Path, cmd: TokenCmd, out: &Output) -> anyhow::Result<ExitCod
                     "expires_at": when(r.expires_at),
                 }))?;
             } else {
-                println!("{}", issued.token.expose());
+                outln!("{}", issued.token.expose())?;
                 if std::io::stdout().is_terminal() {
                     eprintln!("(shown once: it is stored only as a hash)");
                 }
@@ -223,26 +223,26 @@ pub fn run(config: &Path, cmd: TokenCmd, out: &Output) -> anyhow::Result<ExitCod
                     status: status(&t, now),
                 })?;
             } else {
-                println!("id:           {}", t.id);
-                println!("identity:     {}", t.identity);
-                println!(
+                outln!("id:           {}", t.id)?;
+                outln!("identity:     {}", t.identity)?;
+                outln!(
                     "environments: {}",
                     t.environments
                         .iter()
                         .map(EnvName::to_string)
                         .collect::<Vec<_>>()
                         .join(", ")
-                );
-                println!("allow:        {}", t.allow);
-                println!(
+                )?;
+                outln!("allow:        {}", t.allow)?;
+                outln!(
                     "resource:     {}",
                     t.resource_scope.as_deref().unwrap_or("any")
-                );
-                println!("issued:       {} by {}", when(t.issued_at), t.issuer);
-                println!("expires:      {}", when(t.expires_at));
-                println!("status:       {}", status(&t, now));
+                )?;
+                outln!("issued:       {} by {}", when(t.issued_at), t.issuer)?;
+                outln!("expires:      {}", when(t.expires_at))?;
+                outln!("status:       {}", status(&t, now))?;
                 if let (Some(at), Some(why)) = (t.revoked_at, &t.revoke_reason) {
-                    println!("revoked:      {} ({why})", when(at));
+                    outln!("revoked:      {} ({why})", when(at))?;
                 }
             }
         }
@@ -254,12 +254,31 @@ pub fn run(config: &Path, cmd: TokenCmd, out: &Output) -> anyhow::Result<ExitCod
             let input =
                 zeroize::Zeroizing::new(crate::output::read_stdin_limited(4096, "the token")?);
             let text = String::from_utf8_lossy(&input);
+            // Nothing at all arrived (stdin not redirected, or </dev/null): nothing was
+            // presented, so there is nothing to refuse or audit.
+            if input.is_empty() {
+                return Err(fail(
+                    INVALID,
+                    "no token on stdin; pipe it in, e.g. `echo \"$TOKEN\" | airlock token verify` (it is never taken from the command line)",
+                ));
+            }
             let first = text.lines().next().unwrap_or("").trim();
-            let claims = auth.authenticate(first, env.as_ref(), now)?;
+            // An empty line is still a presented token, refused and audited like any malformed
+            // one; the usual cause is an unset variable in `echo "$TOKEN"`.
+            let claims = auth.authenticate(first, env.as_ref(), now).map_err(|e| {
+                let e = anyhow::Error::new(e);
+                if first.is_empty() {
+                    e.context(
+                        "no token on stdin, only an empty line (is the variable you echo set?)",
+                    )
+                } else {
+                    e
+                }
+            })?;
             if out.json() {
                 out.value(claims.as_ref())?;
             } else {
-                println!(
+                outln!(
                     "valid: {} for `{}` ({}{}), {} in {}, expires {}",
                     claims.token_id,
                     claims.identity,
@@ -277,7 +296,7 @@ pub fn run(config: &Path, cmd: TokenCmd, out: &Output) -> anyhow::Result<ExitCod
                         .collect::<Vec<_>>()
                         .join(","),
                     when(claims.expires_at)
-                );
+                )?;
             }
         }
         TokenCmd::Revoke { id, reason } => {
@@ -286,7 +305,7 @@ pub fn run(config: &Path, cmd: TokenCmd, out: &Output) -> anyhow::Result<ExitCod
             if out.json() {
                 out.value(&serde_json::json!({ "revoked": id }))?;
             } else {
-                println!("revoked {id}");
+                outln!("revoked {id}")?;
             }
         }
     }
