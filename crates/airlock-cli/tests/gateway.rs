@@ -337,6 +337,8 @@ async fn an_invalid_policy_on_reload_is_rejected_and_the_last_good_one_keeps_ser
     assert!(allowed, "the fixed policy was never picked up");
     let logs = gw.stop();
     assert!(logs.contains("new configuration rejected"), "{logs}");
+    // Written to a file, the log is plain text a collector can parse: no terminal colour codes.
+    assert!(!logs.contains('\u{1b}'), "{logs:?}");
 }
 
 #[test]

@@ -706,6 +706,14 @@ impl Config {
             if db.max_sessions == 0 {
                 return Err(bad("`max_sessions` must be at least 1".into()));
             }
+            // A relative socket path would depend on the directory `serve` starts in.
+            if let Some(path) = db.listen.strip_prefix("unix:") {
+                if !Path::new(path).is_absolute() {
+                    return Err(bad(format!(
+                        "`listen = \"unix:{path}\"` needs an absolute socket path, e.g. `unix:/run/airlock/.s.PGSQL.6432`"
+                    )));
+                }
+            }
             databases.insert(name, db);
         }
         let mut resources = Vec::new();

@@ -287,6 +287,48 @@ impl Runtime {
         Runtime::load_with(config_path, authority, false)
     }
 
+    /// [`Runtime::load_for_checks`], and every secret the configuration names is sealed for its
+    /// environment, as `serve` will need it: `policy check` passes only what `serve` accepts.
+    pub fn load_for_policy_check(
+        config_path: &Path,
+        authority: &Authority,
+    ) -> Result<Runtime, LoadError> {
+        let rt = Runtime::load_for_checks(config_path, authority)?;
+        let sealed = authority.store().secrets().map_err(|e| LoadError::Secret {
+            upstream: String::new(),
+            source: e.into(),
+        })?;
+        let named = rt
+            .config
+            .upstreams
+            .iter()
+            .filter_map(|(n, u)| {
+                let env = u.secret_env.as_ref().or(u.environment.as_ref())?;
+                Some((n, u.secret.as_ref()?, env))
+            })
+            .chain(
+                rt.config
+                    .databases
+                    .iter()
+                    .filter_map(|(n, d)| Some((n, d.secret.as_ref()?, &d.environment))),
+            );
+        for (door, secret, env) in named {
+            if !sealed
+                .iter()
+                .any(|s| &s.name == secret && &s.environment == env)
+            {
+                return Err(LoadError::Secret {
+                    upstream: door.clone(),
+                    source: airlock_authority::SecretError::NotFound {
+                        name: secret.clone(),
+                        env: env.clone(),
+                    },
+                });
+            }
+        }
+        Ok(rt)
+    }
+
     fn load_with(
         config_path: &Path,
         authority: &Authority,

@@ -224,7 +224,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     })? {
         let e = &rec.event;
         say(&format!(
-            "#{} {} ({}, owner {}) {} {} in {}: {} ({})",
+            "#{} {} ({}, owner {}) {} {} in {}: {}{}",
             rec.seq,
             e.actor.id,
             e.actor.kind,
@@ -233,7 +233,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             e.resource.as_deref().unwrap_or("-"),
             e.environment.as_deref().unwrap_or("-"),
             e.decision,
-            e.details.get("code").map(String::as_str).unwrap_or("")
+            // Records without a policy code (an approval request's own record) show none.
+            e.details
+                .get("code")
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
         ))?;
     }
     let verified = auth.store().verify_audit()?.map_err(anyhow::Error::msg)?;

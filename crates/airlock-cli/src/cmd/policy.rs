@@ -42,7 +42,11 @@ pub enum PolicyCmd {
 pub fn run(config: &Path, cmd: PolicyCmd, out: &Output) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(config)?;
     let auth = &ctx.authority;
-    let rt = Runtime::load_for_checks(config, auth)?;
+    let rt = match cmd {
+        // A check passes only what `serve` would accept, named secrets sealed included.
+        PolicyCmd::Check => Runtime::load_for_policy_check(config, auth)?,
+        _ => Runtime::load_for_checks(config, auth)?,
+    };
     match cmd {
         PolicyCmd::Check => {
             if out.json() {
