@@ -363,6 +363,13 @@ pub struct Upstream {
     pub ca_file: Option<PathBuf>,
 }
 
+impl Upstream {
+    /// The environment its secret is sealed for: `secret_env`, else the upstream's own.
+    pub fn secret_environment(&self) -> Option<&EnvName> {
+        self.secret_env.as_ref().or(self.environment.as_ref())
+    }
+}
+
 fn default_injection() -> Injection {
     Injection::Bearer
 }

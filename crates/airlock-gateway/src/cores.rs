@@ -39,7 +39,7 @@ pub(crate) fn count() -> usize {
         })
 }
 
-/// The session cores of one gateway.
+/// The cores of one gateway.
 pub(crate) struct Cores {
     handles: Vec<Handle>,
     next: AtomicUsize,
@@ -55,7 +55,7 @@ impl std::fmt::Debug for Cores {
 
 impl Cores {
     /// Starts `n` cores (at least one). A core that cannot be started is left out; with none,
-    /// callers run sessions on the runtime they are on.
+    /// connections run on the runtime that accepted them.
     pub fn start(n: usize) -> Cores {
         let mut handles = Vec::new();
         let mut stops = Vec::new();
@@ -72,7 +72,7 @@ impl Cores {
                     {
                         Ok(rt) => rt,
                         Err(e) => {
-                            tracing::error!(error = %e, "cannot start a session core");
+                            tracing::error!(error = %e, "cannot start a core");
                             return;
                         }
                     };
@@ -90,7 +90,7 @@ impl Cores {
                         stops.push(stop_tx);
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "cannot start a session core thread"),
+                Err(e) => tracing::error!(error = %e, "cannot start a core thread"),
             }
         }
         Cores {
@@ -105,13 +105,25 @@ impl Cores {
         Cores::start(count())
     }
 
-    /// The core the next session runs on (in turn), or None when no core could be started.
+    /// The core the next connection runs on (in turn), or None when no core could be started.
     pub fn pick(&self) -> Option<&Handle> {
         if self.handles.is_empty() {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         self.handles.get(i)
+    }
+
+    /// Runs a connection on the next core, or on the current runtime when there is none.
+    pub fn spawn<F>(&self, connection: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.pick() {
+            Some(core) => core.spawn(connection),
+            None => tokio::spawn(connection),
+        }
     }
 
     /// Ends the cores' threads; what still runs on them is dropped.

@@ -8,7 +8,7 @@
 //! - [`audit_writer`]: group commit of decision records.
 //! - [`runtime`]: what a reload swaps (upstreams, rules, secrets, policies, catalog).
 //! - `listeners`: the doors' sockets, opened and closed as reloads change the configuration.
-//! - `cores`: one single-threaded runtime per CPU that PostgreSQL sessions run on.
+//! - `cores`: one single-threaded runtime per CPU that connections (HTTP, PostgreSQL) run on.
 //! - [`admin`]: `/healthz` and `/metrics` on a separate listener.
 
 pub mod admin;
@@ -339,12 +339,11 @@ async fn accept_loop(
                 continue;
             }
         };
-        let shared = Arc::clone(&shared);
+        let conn_shared = Arc::clone(&shared);
         let own = own.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        let core = shared.cores.pick().cloned();
-        let run = async move {
+        let connection = async move {
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(s) => s,
                 Err(e) => {
@@ -353,7 +352,7 @@ async fn accept_loop(
                 }
             };
             let svc = hyper::service::service_fn(move |req| {
-                http_door::handle(Arc::clone(&shared), own.clone(), req)
+                http_door::handle(Arc::clone(&conn_shared), own.clone(), req)
             });
             let conn = builder
                 .serve_connection(TokioIo::new(stream), svc)
@@ -361,10 +360,7 @@ async fn accept_loop(
             let _ = watcher.watch(conn).await;
             drop(permit);
         };
-        match core {
-            Some(core) => drop(core.spawn(run)),
-            None => drop(tokio::spawn(run)),
-        }
+        drop(shared.cores.spawn(connection));
     }
     let _ = closed.send(listeners::Socket::Tcp(listener));
     if tokio::time::timeout(grace, graceful.shutdown())

@@ -294,18 +294,12 @@ impl Runtime {
         authority: &Authority,
     ) -> Result<Runtime, LoadError> {
         let rt = Runtime::load_for_checks(config_path, authority)?;
-        let sealed = authority.store().secrets().map_err(|e| LoadError::Secret {
-            upstream: String::new(),
-            source: e.into(),
-        })?;
+        let mut sealed = None;
         let named = rt
             .config
             .upstreams
             .iter()
-            .filter_map(|(n, u)| {
-                let env = u.secret_env.as_ref().or(u.environment.as_ref())?;
-                Some((n, u.secret.as_ref()?, env))
-            })
+            .filter_map(|(n, u)| Some((n, u.secret.as_ref()?, u.secret_environment()?)))
             .chain(
                 rt.config
                     .databases
@@ -313,17 +307,23 @@ impl Runtime {
                     .filter_map(|(n, d)| Some((n, d.secret.as_ref()?, &d.environment))),
             );
         for (door, secret, env) in named {
+            let fail = |source| LoadError::Secret {
+                upstream: door.clone(),
+                source,
+            };
+            let sealed = match &mut sealed {
+                Some(list) => list,
+                // Read once, when the first named secret needs it.
+                None => sealed.insert(authority.store().secrets().map_err(|e| fail(e.into()))?),
+            };
             if !sealed
                 .iter()
                 .any(|s| &s.name == secret && &s.environment == env)
             {
-                return Err(LoadError::Secret {
-                    upstream: door.clone(),
-                    source: airlock_authority::SecretError::NotFound {
-                        name: secret.clone(),
-                        env: env.clone(),
-                    },
-                });
+                return Err(fail(airlock_authority::SecretError::NotFound {
+                    name: secret.clone(),
+                    env: env.clone(),
+                }));
             }
         }
         Ok(rt)
@@ -373,9 +373,7 @@ impl Runtime {
                         continue;
                     };
                     let env = up
-                        .secret_env
-                        .as_ref()
-                        .or(up.environment.as_ref())
+                        .secret_environment()
                         .cloned()
                         .ok_or_else(|| LoadError::Url {
                             upstream: name.clone(),

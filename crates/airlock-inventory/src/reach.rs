@@ -416,7 +416,7 @@ impl<'rt> Space<'rt> {
             .iter()
             .filter(|(_, u)| {
                 u.secret.as_deref() == Some(secret.name.as_str())
-                    && u.secret_env.as_ref().or(u.environment.as_ref()) == Some(&secret.environment)
+                    && u.secret_environment() == Some(&secret.environment)
             })
             .map(|(n, _)| n)
             .collect();

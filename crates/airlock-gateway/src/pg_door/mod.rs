@@ -181,8 +181,7 @@ pub(crate) async fn accept_loop(
         // Registered under the lock the task's end also takes, so it cannot end unregistered.
         let registry = Arc::clone(&shared);
         let mut tasks = registry.pg.live.lock();
-        let core = registry.cores.pick().cloned();
-        let run = async move {
+        let task = registry.cores.spawn(async move {
             let _live = live;
             // Registered with the runtime the session runs on, so its sockets are polled there.
             let result = match stream {
@@ -199,11 +198,7 @@ pub(crate) async fn accept_loop(
                 tracing::debug!(database = %name, %peer, error = %e, "session ended");
             }
             drop(permit);
-        };
-        let task = match core {
-            Some(core) => core.spawn(run),
-            None => tokio::spawn(run),
-        };
+        });
         tasks.insert(id, task.abort_handle());
         drop(tasks);
     }
