@@ -22,7 +22,8 @@
 #      compare; implies NO_BUILD=1).
 #
 # PERF=1 prints instead a cpu-clock profile of Airlock under the same load (perf, Debian's
-# linux-perf; PERF_TOP lines, default 60).
+# linux-perf; PERF_TOP lines, default 60; PERF_ARGS, default -g, e.g. "--call-graph dwarf" for
+# callers in a binary built without frame pointers).
 #
 # CALLGRIND=1 measures instead the instructions Airlock executes per request (valgrind's
 # callgrind, 15 s of `wrk -t1 -c4` after a warm-up): slow, but repeatable on a machine whose other
@@ -193,7 +194,7 @@ if [ "${PERF:-0}" = 1 ]; then
     pids=$(pgrep -P "$(cat "$WORK/nginx/proxy.pid")" | paste -sd,)
   fi
   wrk -t"$THREADS" -c"$CONNS" -d2s -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
-  perf record -q -e cpu-clock -F 4999 -g -p "$pids" -o "$WORK/perf.data" -- sleep 6 &
+  perf record -q -e cpu-clock -F 4999 ${PERF_ARGS:--g} -p "$pids" -o "$WORK/perf.data" -- sleep 6 &
   perf_pid=$!
   wrk -t"$THREADS" -c"$CONNS" -d6s -H "Authorization: Bearer $TOKEN" "$url" | grep -E "Requests/sec"
   wait "$perf_pid" || true

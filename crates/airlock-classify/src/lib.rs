@@ -18,10 +18,11 @@ pub const UNCLASSIFIED: &str = "unclassified";
 pub const UNCLASSIFIABLE: &str = "unclassifiable";
 
 /// Headers through which clients ask frameworks to treat a request as another method.
-const OVERRIDE_HEADERS: [&str; 3] = [
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
+/// Header names rather than strings: a lookup by string parses the name first, on every request.
+const OVERRIDE_HEADERS: [http::HeaderName; 3] = [
+    http::HeaderName::from_static("x-http-method-override"),
+    http::HeaderName::from_static("x-http-method"),
+    http::HeaderName::from_static("x-method-override"),
 ];
 
 /// One thing a request would do.
@@ -318,8 +319,17 @@ impl RuleSet {
         form_body: Option<&[u8]>,
     ) -> (Vec<String>, Vec<String>) {
         let mut problems = Vec::new();
+        // Most requests name their method once, on the request line: say so without building
+        // the list of every place a method can be named.
+        let overridden = OVERRIDE_HEADERS.iter().any(|h| headers.contains_key(h))
+            // A percent-encoded key (`%5Fmethod`) is decoded before it is compared.
+            || query.is_some_and(|q| q.contains("_method") || q.contains('%'))
+            || form_body.is_some();
+        if !overridden && valid_method(method) {
+            return (vec![method.to_ascii_uppercase()], problems);
+        }
         let mut named: Vec<(String, String)> = vec![("request line".into(), method.to_string())];
-        for h in OVERRIDE_HEADERS {
+        for h in &OVERRIDE_HEADERS {
             for v in headers.get_all(h) {
                 match v.to_str() {
                     Ok(v) => named.push((format!("`{h}` header"), v.trim().to_string())),

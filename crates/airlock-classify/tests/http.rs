@@ -136,6 +136,17 @@ fn method_override_headers_count() {
     let c = classify(&rs, "GET", "/v1/volumes/7?_method=delete", &[], None);
     assert_eq!(c.class(), Destructive);
     assert_eq!(c.effective_method, "DELETE");
+    // The key is compared decoded, as a framework reads it: an encoded one overrides too.
+    for q in [
+        "%5Fmethod=delete",
+        "%5fmethod=DELETE",
+        "_m%65thod=delete",
+        "a=1&%5Fmethod=delete",
+    ] {
+        let c = classify(&rs, "GET", &format!("/v1/volumes/7?{q}"), &[], None);
+        assert_eq!(c.class(), Destructive, "{q}");
+        assert_eq!(c.effective_method, "DELETE", "{q}");
+    }
     // Agreeing override: the override is the effective method.
     let c = classify(
         &rs,

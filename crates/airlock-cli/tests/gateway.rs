@@ -1364,3 +1364,114 @@ async fn an_upstream_listener_added_on_reload_serves_and_one_removed_stops_liste
     let logs = gw.stop();
     assert!(logs.contains("listener closed by a reload"), "{logs}");
 }
+
+/// A plain-HTTP upstream written by hand, so the test controls its connections: it answers
+/// `GET /v1/projects` with 200 and a small JSON body, keeping each connection open for more
+/// requests (`close_after_each = false`) or closing it after one response without saying so, as a
+/// server restarting or an idle cut would. Returns its address and a count of accepted connections.
+async fn counting_upstream(
+    close_after_each: bool,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One request head at a time (the gateway sends no body for a GET).
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    let body = "{\"projects\":[]}";
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if sock.write_all(resp.as_bytes()).await.is_err() || close_after_each {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused_and_a_closed_one_is_replaced_without_an_error() {
+    for close_after_each in [false, true] {
+        let (up, accepted) = counting_upstream(close_after_each).await;
+        let h = Home::init(BIN);
+        let cfg = h.path().join("airlock.toml");
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&format!(
+            r#"
+[gateway]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[upstreams.api]
+url = "http://{up}"
+prefix = "/api"
+environment = "staging"
+rules = "{rules}"
+"#,
+            rules = airlock_testkit::repo_root()
+                .join("rules/generic-rest.toml")
+                .display()
+        ));
+        std::fs::write(&cfg, text).unwrap();
+        h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
+        h.run(&[
+            "identity",
+            "add",
+            "bot",
+            "--kind",
+            "agent",
+            "--owner",
+            "alice",
+            "--purpose",
+            "reads",
+        ])
+        .ok();
+        let token = h.issue_token("bot", "staging", "read");
+        let gw = Serving::start(&h);
+        for i in 0..20 {
+            let r = send(gw.proxy(), "GET", "/api/v1/projects", Some(&token), None)
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status, 200,
+                "request {i}, closing={close_after_each}: {}",
+                r.body
+            );
+            assert_eq!(r.body, "{\"projects\":[]}");
+            // A client's pause between calls: long enough for the gateway to see a close.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        if close_after_each {
+            assert_eq!(
+                n, 20,
+                "one connection per request when the upstream closes each"
+            );
+        } else {
+            // One per core at most: each core keeps its own idle connections.
+            assert!(
+                n <= 4,
+                "{n} upstream connections for 20 sequential requests"
+            );
+        }
+    }
+}

@@ -16,8 +16,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// What an approval for a request is bound to, and how a human reads it.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalSubject {
+    /// What exactly would run: method, normalised path and body digest for HTTP; the
+    /// statement's digest for SQL. Another body, another approval.
+    pub fingerprint: String,
+    /// The operation as a human reads it in an approval queue (`POST /graphql volumeDelete`).
+    pub summary: String,
+}
+
 /// What a door asks.
-#[derive(Debug)]
 pub struct DoorRequest<'a> {
     /// Which door: `http`, `postgres`.
     pub door: &'static str,
@@ -29,11 +38,20 @@ pub struct DoorRequest<'a> {
     pub classification: &'a Classification,
     /// Door-specific facts for the audit record (method, path, statement fingerprint).
     pub details: BTreeMap<String, String>,
-    /// What exactly would run, for binding an approval: method, normalised path and body
-    /// digest for HTTP; the statement fingerprint for SQL. Another body, another approval.
-    pub fingerprint: String,
-    /// The operation as a human reads it in an approval queue (`POST /graphql volumeDelete`).
-    pub summary: String,
+    /// The request's [`ApprovalSubject`], made only when the decision involves an approval:
+    /// hashing a body and writing a summary cost more than a read's whole policy decision.
+    pub approval: &'a (dyn Fn() -> ApprovalSubject + Sync),
+}
+
+impl std::fmt::Debug for DoorRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DoorRequest")
+            .field("door", &self.door)
+            .field("upstream", &self.upstream.name)
+            .field("classification", &self.classification)
+            .field("details", &self.details)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The decision for one operation of a request.
@@ -501,7 +519,7 @@ impl Decider {
             }),
             &format!("{}:{}", req.upstream.name, join(&|o| o.action.clone())),
             // The door's fingerprint already carries the body's SHA-256.
-            &req.fingerprint,
+            &(req.approval)().fingerprint,
             b"",
         )
     }
@@ -651,7 +669,7 @@ impl Decider {
             owner: claims.owner.as_ref().map(|o| o.to_string()),
             token_id: claims.token_id.clone(),
             action: join(&|o| o.action.clone()),
-            operation: req.summary.clone(),
+            operation: (req.approval)().summary,
             resource: join(&|o| o.resource.clone()),
             environment: join(&|o| {
                 o.environment

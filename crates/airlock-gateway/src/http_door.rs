@@ -1,6 +1,6 @@
 //! The HTTP/GraphQL door: a reverse proxy that decides every request before forwarding it.
 
-use crate::decision::{DoorRequest, Verdict};
+use crate::decision::{ApprovalSubject, DoorRequest, Verdict};
 use crate::runtime::{Runtime, UpstreamRt};
 use crate::Shared;
 use airlock_classify::HttpRequest;
@@ -253,22 +253,24 @@ pub async fn handle(
         other => other,
     };
     let shown_path = redact_tokens(&classification.normalized_path);
-    let fingerprint = approval_fingerprint(
-        &classification.effective_method,
-        &classification.normalized_path,
-        buffered.as_deref().unwrap_or(b""),
-    );
-    let summary = approval_summary(
-        &classification.effective_method,
-        &shown_path,
-        &classification.operations,
-    );
+    let approval = || ApprovalSubject {
+        fingerprint: approval_fingerprint(
+            &classification.effective_method,
+            &classification.normalized_path,
+            buffered.as_deref().unwrap_or(b""),
+        ),
+        summary: approval_summary(
+            &classification.effective_method,
+            &shown_path,
+            &classification.operations,
+        ),
+    };
     let details = BTreeMap::from([
         (
             "method".to_string(),
             classification.effective_method.clone(),
         ),
-        ("path".to_string(), shown_path),
+        ("path".to_string(), shown_path.clone()),
     ]);
     let verdict = shared
         .decider
@@ -280,8 +282,7 @@ pub async fn handle(
                 token: token.as_deref(),
                 classification: &classification,
                 details,
-                fingerprint,
-                summary,
+                approval: &approval,
             },
         )
         .await;
@@ -292,11 +293,16 @@ pub async fn handle(
         return Ok(refusal(&verdict));
     }
 
-    // Forward: the agent's token out, the sealed secret in, the classified path only.
-    let uri = format!(
-        "{}://{}{}{}",
-        upstream.scheme, upstream.authority, upstream.base_path, classification.normalized_path
-    );
+    // Forward: the agent's token out, the sealed secret in, the classified path only. A
+    // plain-HTTP upstream is reached through this core's own pool, which takes origin-form
+    // requests; the shared client wants the absolute URI.
+    let uri = match &upstream.pool_key {
+        Some(_) => format!("{}{}", upstream.base_path, classification.normalized_path),
+        None => format!(
+            "{}://{}{}{}",
+            upstream.scheme, upstream.authority, upstream.base_path, classification.normalized_path
+        ),
+    };
     let Ok(uri) = http::Uri::try_from(uri) else {
         return Ok(bad_forward());
     };
@@ -319,7 +325,7 @@ pub async fn handle(
         headers.remove(name);
     }
     headers.remove(header::AUTHORIZATION);
-    headers.remove(header::HOST);
+    headers.insert(header::HOST, upstream.host.clone());
     if let Some((name, value)) = &upstream.secret {
         headers.insert(name.clone(), value.clone());
     }
@@ -333,13 +339,27 @@ pub async fn handle(
     *out.uri_mut() = uri;
     *out.headers_mut() = headers;
     let timeout = shared.upstream_timeout;
-    match tokio::time::timeout(timeout, rt.client().request(out)).await {
+    let sent = async {
+        match &upstream.pool_key {
+            Some(key) => crate::upstream_pool::send(key, out)
+                .await
+                .map_err(|e| e.to_string()),
+            None => match rt.client().request(out).await {
+                Ok(resp) => {
+                    let (parts, body) = resp.into_parts();
+                    Ok(Response::from_parts(parts, body.boxed()))
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    };
+    match tokio::time::timeout(timeout, sent).await {
         Ok(Ok(resp)) => {
             let (mut parts, body) = resp.into_parts();
             for h in &HOP_BY_HOP {
                 parts.headers.remove(h);
             }
-            Ok(Response::from_parts(parts, body.boxed()))
+            Ok(Response::from_parts(parts, body))
         }
         Ok(Err(e)) => {
             shared.metrics.upstream_error();

@@ -21,6 +21,7 @@ mod listeners;
 pub mod metrics;
 pub mod pg_door;
 pub mod runtime;
+pub mod upstream_pool;
 
 use airlock_authority::Authority;
 use airlock_core::{Clock, SystemClock};

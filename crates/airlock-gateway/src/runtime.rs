@@ -113,6 +113,12 @@ pub struct UpstreamRt {
     pub rules: RuleSet,
     /// The header carrying the injected secret and its value (marked sensitive).
     pub secret: Option<(http::HeaderName, HeaderValue)>,
+    /// The Host header sent upstream: the URL's host, and its port unless it is the scheme's
+    /// default (as hyper-util's client writes it).
+    pub host: HeaderValue,
+    /// For a plain-HTTP upstream, its key in the cores' own connection pools
+    /// ([`crate::upstream_pool`]); TLS upstreams use the shared client.
+    pub pool_key: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for UpstreamRt {
@@ -357,6 +363,23 @@ impl Runtime {
                     url: up.url.clone(),
                 });
             };
+            let default_port = match scheme {
+                "http" => 80,
+                _ => 443,
+            };
+            let port = auth.port_u16().unwrap_or(default_port);
+            let host = match port == default_port {
+                true => auth.host().to_string(),
+                false => format!("{}:{port}", auth.host()),
+            };
+            let Ok(host) = HeaderValue::from_str(&host) else {
+                return Err(LoadError::Url {
+                    upstream: name.clone(),
+                    url: up.url.clone(),
+                });
+            };
+            // Where to connect: host and port only (never a user-info part of the URL).
+            let connect_to = format!("{}:{port}", auth.host());
             let secret = match &up.secret {
                 None => None,
                 Some(_) if !open_secrets => None,
@@ -424,6 +447,8 @@ impl Runtime {
                     environment: up.environment.clone(),
                     rules,
                     secret,
+                    host,
+                    pool_key: (scheme == "http").then(|| Arc::from(connect_to)),
                 }),
             );
         }
@@ -711,6 +736,9 @@ fn load_database(
             environment: Some(db.environment.clone()),
             rules,
             secret: None,
+            // Never an HTTP request's target.
+            host: HeaderValue::from_static("postgres"),
+            pool_key: None,
         }),
         url,
         password,
