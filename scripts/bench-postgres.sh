@@ -8,7 +8,8 @@
 #
 # The last column is each proxy's own CPU time per transaction (PgBouncer/Airlock).
 # PERF=1 prints instead a cpu-clock profile of the door under `pgbench -S -M prepared -c 8`
-# (PERF_ARGS: other pgbench arguments, e.g. "-M simple -c 8 -j 2" for TPC-B).
+# (PERF_ARGS: other pgbench arguments, e.g. "-M simple -c 8 -j 2" for TPC-B; PERF_RECORD_ARGS:
+# perf's call-graph option, default -g, e.g. "--call-graph dwarf" for callers without frame pointers).
 #
 # Needs: a PostgreSQL on 127.0.0.1:5432 with trust auth for `postgres` (as CI has), pgbench,
 # pgbouncer (Debian package), and a release build (`cargo build --release -p airlock-cli`).
@@ -86,7 +87,7 @@ sleep 1.5
 if [ "${PERF:-0}" = 1 ]; then
   # Where the door's CPU goes under `pgbench -S -M prepared -c 8` (software clock: these machines
   # may lack PMU counters). Needs perf (Debian's linux-perf).
-  perf record -q -e cpu-clock -F 4999 -g -p "$serve_pid" -o "$work/perf.data" -- sleep "$T" &
+  perf record -q -e cpu-clock -F 4999 ${PERF_RECORD_ARGS:--g} -p "$serve_pid" -o "$work/perf.data" -- sleep "$T" &
   perf_pid=$!
   # shellcheck disable=SC2086
   PGPASSWORD="$token" pgbench -n ${PERF_ARGS:--S -M prepared -c 8 -j 2} -T "$T" -h 127.0.0.1 -p 6435 -U bench-bot "$db" 2>/dev/null | grep '^tps'
