@@ -51,6 +51,9 @@ pub enum ApprovalError {
     /// TOTP enrolment is for humans.
     #[error("refused: `{0}` is not a human; only humans enrol a second factor")]
     EnrolNotHuman(Name),
+    /// The human already has a second factor and the caller did not ask to replace it.
+    #[error("refused: `{0}` already has a TOTP second factor; replacing it stops the current one from working: run `airlock identity totp {0} --replace` if that is intended")]
+    TotpExists(Name),
     /// No such identity.
     #[error("identity `{0}` not found")]
     UnknownIdentity(Name),
@@ -82,6 +85,7 @@ impl Authority {
         actor: &Actor,
         key: &MasterKey,
         name: &Name,
+        replace: bool,
     ) -> Result<TotpSecret, ApprovalError> {
         let identity = self
             .store
@@ -90,12 +94,23 @@ impl Authority {
         if identity.kind != IdentityKind::Human {
             return Err(ApprovalError::EnrolNotHuman(name.clone()));
         }
+        // An approver's factor is what stands between an agent and a destructive operation:
+        // swapping it is never a side effect of a retyped command.
+        let replacing = self.store.totp(name.as_str())?.is_some();
+        if replacing && !replace {
+            return Err(ApprovalError::TotpExists(name.clone()));
+        }
         let secret = TotpSecret::generate().map_err(|_| ApprovalError::Random)?;
         let sealed = key.seal(&totp_context(name.as_str()), secret.expose_bytes())?;
         let now = self.clock.now();
         let mut ev = event(actor, now, "identity.totp_enrol");
         ev.resource = Some(name.to_string());
-        ev.reason = format!("TOTP second factor enrolled for `{name}`");
+        ev.reason = match replacing {
+            true => {
+                format!("TOTP second factor of `{name}` replaced; the previous one no longer works")
+            }
+            false => format!("TOTP second factor enrolled for `{name}`"),
+        };
         self.store.put_totp(
             &TotpRecord {
                 identity: name.to_string(),

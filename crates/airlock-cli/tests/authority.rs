@@ -870,3 +870,47 @@ fn inventory_names_every_credential_its_owner_and_what_is_wrong_with_it() {
     assert_eq!(bot["findings"][0]["code"], "orphaned", "{bot}");
     assert_eq!(bot["findings"][0]["severity"], "high");
 }
+
+#[test]
+fn a_second_factor_is_replaced_only_when_asked_and_the_audit_says_so() {
+    let h = home_with_agent();
+    let first = h.run(&["identity", "totp", "alice", "--json"]).ok();
+    // Retyping the command must not silently swap the factor an approver relies on.
+    let again = h.run(&["identity", "totp", "alice", "--json"]).code(2);
+    assert!(
+        again.stdout.is_empty(),
+        "no new secret is shown: {}",
+        again.stdout
+    );
+    assert!(
+        again.stderr.contains("already has a TOTP second factor")
+            && again.stderr.contains("--replace"),
+        "{}",
+        again.stderr
+    );
+    let replaced = h
+        .run(&["identity", "totp", "alice", "--replace", "--json"])
+        .ok();
+    let uri = |r: &Run| -> String {
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v["otpauth_uri"].as_str().unwrap().to_string()
+    };
+    assert_ne!(
+        uri(&first),
+        uri(&replaced),
+        "a new secret replaces the old one"
+    );
+    let audit = h.run(&["audit", "list", "--json"]).ok().stdout;
+    let reasons: Vec<String> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["action"] == "identity.totp_enrol")
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{audit}");
+    assert!(reasons[0].contains("enrolled"), "{reasons:?}");
+    assert!(reasons[1].contains("replaced"), "{reasons:?}");
+    // Agents have no second factor to enrol.
+    let agent = h.run(&["identity", "totp", "bot"]).code(2);
+    assert!(agent.stderr.contains("not a human"), "{}", agent.stderr);
+}

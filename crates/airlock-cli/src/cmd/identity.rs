@@ -40,10 +40,13 @@ pub enum IdentityCmd {
         #[arg(long)]
         totp: bool,
     },
-    /// Enrol (or replace) a human's TOTP second factor; prints the otpauth:// URI and a QR code.
+    /// Enrol a human's TOTP second factor; prints the otpauth:// URI and a QR code.
     Totp {
         /// The human.
         name: Name,
+        /// Replace the second factor the human already has (the old one stops working).
+        #[arg(long)]
+        replace: bool,
     },
     /// List identities.
     List,
@@ -144,12 +147,12 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
                 }
             }
             if let Some(key) = key {
-                enrol(auth, &actor, &key, &i.name, out)?;
+                enrol(auth, &actor, &key, &i.name, false, out)?;
             }
         }
-        IdentityCmd::Totp { name } => {
+        IdentityCmd::Totp { name, replace } => {
             let key = ctx.master_key()?;
-            enrol(auth, &actor, &key, &name, out)?;
+            enrol(auth, &actor, &key, &name, replace, out)?;
         }
         IdentityCmd::List => {
             let all = auth.store().identities()?;
@@ -339,9 +342,10 @@ fn enrol(
     actor: &Actor,
     key: &airlock_seal::MasterKey,
     name: &Name,
+    replace: bool,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let secret = auth.enroll_totp(actor, key, name)?;
+    let secret = auth.enroll_totp(actor, key, name, replace)?;
     let uri = secret.otpauth_uri("Airlock", name.as_str());
     if out.json() {
         out.value(&serde_json::json!({ "identity": name, "otpauth_uri": uri.expose() }))?;
