@@ -17,7 +17,8 @@
 # Needs: wrk and nginx on PATH (Debian packages), a Rust toolchain.
 # Env: WORK (default /tmp/airlock-bench-gw), PORT (first of four ports, default 18081),
 #      WORKERS (2), ROUNDS (3), DURATION (8s), THREADS (2), CONNS (32), ACCESS_LOG (buffered),
-#      WRK_CPUS (taskset list for wrk, e.g. "1"; empty: not pinned), NO_BUILD=1 (use the binary
+#      WRK_CPUS (taskset list for wrk, e.g. "1"; empty: not pinned), AUDIT_LINGER
+#      (gateway.audit_linger for this run, e.g. 10ms; default: the gateway's own), NO_BUILD=1 (use the binary
 #      already in target/release), AIRLOCK_BIN (another airlock binary, e.g. an older build, to
 #      compare; implies NO_BUILD=1).
 #
@@ -118,11 +119,13 @@ nginx -c "$WORK/nginx/proxy.conf" -p "$WORK/nginx" -e "$WORK/nginx/proxy-error.l
 H="$WORK/home"
 export AIRLOCK_CONFIG="$H/airlock.toml" AIRLOCK_ACTOR=bench AIRLOCK_LOG=warn
 (cd "$H" && "$AIRLOCK" init >/dev/null)
+linger_line=""; [ -n "${AUDIT_LINGER:-}" ] && linger_line="audit_linger = \"$AUDIT_LINGER\""
 cat >>"$H/airlock.toml" <<EOF
 
 [gateway]
 listen = "127.0.0.1:$AIRLOCK_PORT"
 admin_listen = "127.0.0.1:$ADMIN_PORT"
+$linger_line
 
 [upstreams.api]
 url = "http://127.0.0.1:$UP_PORT"

@@ -15,7 +15,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,7 +28,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Most idle connections a thread keeps per upstream; more are closed when they come back.
 const MAX_IDLE: usize = 256;
 
-type Idle = HashMap<Arc<str>, Vec<(SendRequest<Body>, Instant)>>;
+/// Per upstream, idle connections oldest first, each with when it became idle.
+type Idle = HashMap<Arc<str>, VecDeque<(SendRequest<Body>, Instant)>>;
 
 thread_local! {
     static IDLE: RefCell<Idle> = RefCell::new(HashMap::new());
@@ -85,7 +86,7 @@ fn checkout(authority: &str) -> Option<SendRequest<Body>> {
         let mut idle = idle.borrow_mut();
         let list = idle.get_mut(authority)?;
         let now = Instant::now();
-        while let Some((sender, since)) = list.pop() {
+        while let Some((sender, since)) = list.pop_back() {
             if !sender.is_closed() && now.duration_since(since) < IDLE_TIMEOUT {
                 return Some(sender);
             }
@@ -104,8 +105,17 @@ fn checkin(authority: Arc<str>, sender: SendRequest<Body>) {
     let _ = IDLE.try_with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = idle.entry(authority).or_default();
+        // Requests take the newest, so after a burst the oldest would sit unused for good,
+        // each holding a socket: close them here once they are stale or closed.
+        let now = Instant::now();
+        while list
+            .front()
+            .is_some_and(|(s, since)| s.is_closed() || now.duration_since(*since) >= IDLE_TIMEOUT)
+        {
+            list.pop_front();
+        }
         if list.len() < MAX_IDLE {
-            list.push((sender, Instant::now()));
+            list.push_back((sender, now));
         }
     });
 }
