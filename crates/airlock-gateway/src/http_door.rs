@@ -303,6 +303,11 @@ pub async fn handle(
             upstream.scheme, upstream.authority, upstream.base_path, classification.normalized_path
         ),
     };
+    // Only a path is ever forwarded: a request target such as `*` (an asterisk-form OPTIONS
+    // that policy let through unclassified) has no place on an upstream path.
+    if !classification.normalized_path.starts_with('/') {
+        return Ok(bad_forward());
+    }
     let Ok(uri) = http::Uri::try_from(uri) else {
         return Ok(bad_forward());
     };
@@ -325,7 +330,13 @@ pub async fn handle(
         headers.remove(name);
     }
     headers.remove(header::AUTHORIZATION);
-    headers.insert(header::HOST, upstream.host.clone());
+    match upstream.pool_key {
+        // The cores' pools send exactly the headers given.
+        Some(_) => headers.insert(header::HOST, upstream.host.clone()),
+        // The shared client writes Host for HTTP/1 and `:authority` for HTTP/2 itself; a Host
+        // beside `:authority` that differs from it is malformed HTTP/2 (RFC 9113 8.3.1).
+        None => headers.remove(header::HOST),
+    };
     if let Some((name, value)) = &upstream.secret {
         headers.insert(name.clone(), value.clone());
     }

@@ -101,6 +101,24 @@ fn checkin(authority: Arc<str>, sender: SendRequest<Body>) {
     if sender.is_closed() {
         return;
     }
+    if !sender.is_ready() {
+        // Still busy: the upstream answered before it read the whole request body, which is
+        // still being sent (a 401 or 413 to a large upload). Pooled now, it would make the next
+        // request wait behind that upload; pool it once it is free instead.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let mut sender = sender;
+                if sender.ready().await.is_ok() {
+                    put(authority, sender);
+                }
+            });
+        }
+        return;
+    }
+    put(authority, sender);
+}
+
+fn put(authority: Arc<str>, sender: SendRequest<Body>) {
     // During a thread's teardown the list may be gone; the connection then just closes.
     let _ = IDLE.try_with(|idle| {
         let mut idle = idle.borrow_mut();
