@@ -49,12 +49,23 @@ fn store_code(e: &StoreError) -> (u8, &'static str) {
     }
 }
 
+fn secret_code(e: &SecretError) -> (u8, &'static str) {
+    match e {
+        SecretError::NotFound { .. } => (NOT_FOUND, "not_found"),
+        SecretError::Store(s) => store_code(s),
+        SecretError::WrongKey { .. } | SecretError::Seal(_) => (ENVIRONMENT, "master_key"),
+        _ => (INVALID, "refused"),
+    }
+}
+
 fn load_code(e: &airlock_gateway::LoadError) -> (u8, &'static str) {
     use airlock_gateway::LoadError as L;
     match e {
         L::Store(s) => store_code(s),
         L::Key { .. } => (ENVIRONMENT, "master_key"),
-        L::Secret { .. } => (INVALID, "secret"),
+        // The same codes as the secret commands: a wrong master key is the environment's
+        // fault whether `serve` or `secret show` meets it.
+        L::Secret { source, .. } => secret_code(source),
         L::Policy(_) | L::PolicyRead { .. } => (INVALID, "policy"),
         L::Rules { .. } => (INVALID, "rules"),
         L::Config(ConfigError::Read { .. }) => (ENVIRONMENT, "config"),
@@ -124,12 +135,7 @@ fn classify(e: &anyhow::Error) -> (u8, &'static str) {
         };
     }
     if let Some(e) = e.downcast_ref::<SecretError>() {
-        return match e {
-            SecretError::NotFound { .. } => (NOT_FOUND, "not_found"),
-            SecretError::Store(s) => store_code(s),
-            SecretError::WrongKey { .. } | SecretError::Seal(_) => (ENVIRONMENT, "master_key"),
-            _ => (INVALID, "refused"),
-        };
+        return secret_code(e);
     }
     if let Some(e) = e.downcast_ref::<airlock_gateway::GatewayError>() {
         return match e {

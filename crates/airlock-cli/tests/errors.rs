@@ -121,7 +121,9 @@ fn each_cause_is_said_once() {
     // Wrong master key: the sealed secret does not open.
     let h = home_with_upstream();
     write_other_key(&h.path().join("airlock.key"));
-    let (_, stderr) = serve_fails(&h, &[]);
+    let (code, stderr) = serve_fails(&h, &[]);
+    // A wrong key is the environment's fault (exit 4), as a missing one is, not bad input.
+    assert_eq!(code, 4, "{stderr}");
     assert_eq!(
         stderr.matches("was sealed with master key").count(),
         1,
@@ -325,7 +327,8 @@ fn policy_check_refuses_what_serve_would_refuse() {
     let h = with_database("127.0.0.1:0");
     h.run(&["policy", "check"]).ok();
     append(&h, "\n[databases.reports]\nlisten = \"127.0.0.1:0\"\nurl = \"postgres://app@127.0.0.1:5432/reports\"\nenvironment = \"production\"\nsecret = \"reports-db\"\n");
-    let r = h.run(&["policy", "check"]).code(2);
+    // Not found, as `secret show` says of a secret nobody sealed.
+    let r = h.run(&["policy", "check"]).code(3);
     assert!(
         r.stderr
             .contains("secret `reports-db` for production not found"),
