@@ -1365,10 +1365,12 @@ async fn an_upstream_listener_added_on_reload_serves_and_one_removed_stops_liste
     assert!(logs.contains("listener closed by a reload"), "{logs}");
 }
 
-/// A plain-HTTP upstream written by hand, so the test controls its connections: it answers
-/// `GET /v1/projects` with 200 and a small JSON body, keeping each connection open for more
-/// requests (`close_after_each = false`) or closing it after one response without saying so, as a
-/// server restarting or an idle cut would. Returns its address and a count of accepted connections.
+/// A plain-HTTP upstream written by hand, so the test controls its connections. It answers
+/// `GET` with 200 and a small JSON body, keeping each connection open for more requests
+/// (`close_after_each = false`) or closing it after one response without saying so, as a server
+/// restarting or an idle cut would. It answers `POST` at once with 413, before reading the body,
+/// as a server refusing an upload does, and then reads and discards what follows. Returns its
+/// address and a count of accepted connections.
 async fn counting_upstream(
     close_after_each: bool,
 ) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
@@ -1384,7 +1386,6 @@ async fn counting_upstream(
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
                 loop {
-                    // One request head at a time (the gateway sends no body for a GET).
                     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
                         match sock.read(&mut chunk).await {
                             Ok(0) | Err(_) => return,
@@ -1392,7 +1393,22 @@ async fn counting_upstream(
                         }
                     }
                     let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-                    buf.drain(..end);
+                    let head: Vec<u8> = buf.drain(..end).collect();
+                    if head.starts_with(b"POST") {
+                        let body = "{\"error\":\"too large\"}";
+                        let resp = format!(
+                            "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = sock.write_all(resp.as_bytes()).await;
+                        // The upload keeps coming; nothing more is answered on this connection.
+                        while let Ok(n) = sock.read(&mut chunk).await {
+                            if n == 0 {
+                                return;
+                            }
+                        }
+                        return;
+                    }
                     let body = "{\"projects\":[]}";
                     let resp = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
@@ -1408,18 +1424,18 @@ async fn counting_upstream(
     (addr, accepted)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upstream_connections_are_reused_and_a_closed_one_is_replaced_without_an_error() {
-    for close_after_each in [false, true] {
-        let (up, accepted) = counting_upstream(close_after_each).await;
-        let h = Home::init(BIN);
-        let cfg = h.path().join("airlock.toml");
-        let mut text = std::fs::read_to_string(&cfg).unwrap();
-        text.push_str(&format!(
-            r#"
+/// A home whose gateway fronts the plain-HTTP API at `up` (generic REST rules, staging), with an
+/// agent `bot`; returns it with a staging token allowed `allow`.
+fn plain_api_home(up: SocketAddr, allow: &str) -> (Home, String) {
+    let h = Home::init(BIN);
+    let cfg = h.path().join("airlock.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        r#"
 [gateway]
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
+upstream_timeout = "10s"
 
 [upstreams.api]
 url = "http://{up}"
@@ -1427,25 +1443,33 @@ prefix = "/api"
 environment = "staging"
 rules = "{rules}"
 "#,
-            rules = airlock_testkit::repo_root()
-                .join("rules/generic-rest.toml")
-                .display()
-        ));
-        std::fs::write(&cfg, text).unwrap();
-        h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
-        h.run(&[
-            "identity",
-            "add",
-            "bot",
-            "--kind",
-            "agent",
-            "--owner",
-            "alice",
-            "--purpose",
-            "reads",
-        ])
-        .ok();
-        let token = h.issue_token("bot", "staging", "read");
+        rules = airlock_testkit::repo_root()
+            .join("rules/generic-rest.toml")
+            .display()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
+    h.run(&[
+        "identity",
+        "add",
+        "bot",
+        "--kind",
+        "agent",
+        "--owner",
+        "alice",
+        "--purpose",
+        "api work",
+    ])
+    .ok();
+    let token = h.issue_token("bot", "staging", allow);
+    (h, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused_and_a_closed_one_is_replaced_without_an_error() {
+    for close_after_each in [false, true] {
+        let (up, accepted) = counting_upstream(close_after_each).await;
+        let (h, token) = plain_api_home(up, "read");
         let gw = Serving::start(&h);
         for i in 0..20 {
             let r = send(gw.proxy(), "GET", "/api/v1/projects", Some(&token), None)
@@ -1474,4 +1498,62 @@ rules = "{rules}"
             );
         }
     }
+}
+
+/// A request body sent as the test feeds it, chunk by chunk.
+struct Fed(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl hyper::body::Body for Fed {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|c| c.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_never_waits_behind_an_upload_the_upstream_answered_early() {
+    use http_body_util::BodyExt;
+    let (up, _) = counting_upstream(false).await;
+    let (h, token) = plain_api_home(up, "read,write");
+    let gw = Serving::start(&h);
+
+    // Agent A starts a streamed upload; the upstream refuses it at once, before reading it.
+    let tcp = tokio::net::TcpStream::connect(gw.proxy()).await.unwrap();
+    let (mut a, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let (feed, rx) = tokio::sync::mpsc::channel(4);
+    feed.send(bytes::Bytes::from(vec![b'x'; 64 * 1024]))
+        .await
+        .unwrap();
+    let req = http::Request::post("/api/v1/projects")
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::CONTENT_TYPE, "application/octet-stream")
+        .body(Fed(rx))
+        .unwrap();
+    let refused = a.send_request(req).await.unwrap();
+    assert_eq!(refused.status(), 413);
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"{\"error\":\"too large\"}");
+
+    // A's upload is still open. Every other request must still be answered: none may be queued
+    // on the connection that is carrying it (whichever core it runs on).
+    for i in 0..8 {
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            send(gw.proxy(), "GET", "/api/v1/projects", Some(&token), None),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("request {i} waited behind the upload"))
+        .unwrap();
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+    }
+    drop(feed);
 }
