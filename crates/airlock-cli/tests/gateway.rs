@@ -1557,3 +1557,44 @@ async fn a_request_never_waits_behind_an_upload_the_upstream_answered_early() {
     }
     drop(feed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_plain_http_upstream_is_a_502_that_says_so_and_retries_later() {
+    // A port nothing listens on: bound, then released.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let (h, token) = plain_api_home(addr, "read");
+    let gw = Serving::start(&h);
+    let r = send(gw.proxy(), "GET", "/api/v1/projects", Some(&token), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 502, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["error"], "upstream_unavailable", "{}", r.body);
+    assert_eq!(j["retry"], true, "{}", r.body);
+    assert!(
+        j["message"].as_str().unwrap().contains("`api`"),
+        "{}",
+        r.body
+    );
+    // The upstream's address is the operator's business, not the agent's.
+    assert!(!r.body.contains(&addr.port().to_string()), "{}", r.body);
+
+    // Once the upstream is up, the next request goes through.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]")
+                .await;
+        }
+    });
+    let r = send(gw.proxy(), "GET", "/api/v1/projects", Some(&token), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}

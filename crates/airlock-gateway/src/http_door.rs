@@ -352,7 +352,7 @@ pub async fn handle(
     let timeout = shared.upstream_timeout;
     let sent = async {
         match &upstream.pool_key {
-            Some(key) => crate::upstream_pool::send(key, out)
+            Some(key) => crate::upstream_pool::send(key, &rt.connector, out)
                 .await
                 .map_err(|e| e.to_string()),
             None => match rt.client().request(out).await {

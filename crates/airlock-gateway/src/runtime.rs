@@ -268,6 +268,10 @@ pub struct Runtime {
     /// runtime that opened it, so sharing one pool across cores would hand every request to
     /// another thread.
     pub core_clients: Vec<crate::UpstreamClient>,
+    /// How the cores' own pools open plain-HTTP connections: hyper-util's connector (resolution
+    /// off the runtime, the next address tried after 300 ms, no Nagle delay), as the shared
+    /// client uses.
+    pub connector: hyper_util::client::legacy::connect::HttpConnector,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -567,7 +571,7 @@ impl Runtime {
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(tcp);
+            .wrap_connector(tcp.clone());
         let build = || {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(std::time::Duration::from_secs(90))
@@ -609,6 +613,7 @@ impl Runtime {
             watched,
             client,
             core_clients,
+            connector: tcp,
             notify,
         })
     }

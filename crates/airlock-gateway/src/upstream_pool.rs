@@ -13,7 +13,7 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::connect::HttpConnector;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -38,18 +38,20 @@ thread_local! {
 /// Why a request could not be sent to a plain-HTTP upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    /// No TCP connection could be opened.
+    /// No TCP connection could be opened (name resolution, refusal, timeout).
     #[error("cannot connect: {0}")]
-    Connect(#[source] std::io::Error),
+    Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The connection failed before a response head arrived.
     #[error(transparent)]
     Http(#[from] hyper::Error),
 }
 
 /// Sends `req` (origin-form URI, Host set) to `authority` (`host:port`) on an idle connection of
-/// this thread, or on a new one; the response body returns the connection when it ends.
+/// this thread, or on a new one opened by `connector`; the response body returns the connection
+/// when it ends.
 pub async fn send(
     authority: &Arc<str>,
+    connector: &HttpConnector,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, PoolError> {
     while let Some(mut sender) = checkout(authority) {
@@ -66,12 +68,17 @@ pub async fn send(
             },
         }
     }
-    let tcp = tokio::net::TcpStream::connect(&**authority)
+    let target: http::Uri = format!("http://{authority}")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| PoolError::Connect(e.into()))?;
+    let mut connector = connector.clone();
+    std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx))
         .await
-        .map_err(PoolError::Connect)?;
-    // Requests and responses are small and latency-bound: no Nagle delay.
-    let _ = tcp.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        .map_err(|e| PoolError::Connect(e.into()))?;
+    let io = tower_service::Service::call(&mut connector, target)
+        .await
+        .map_err(|e| PoolError::Connect(e.into()))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
     tokio::spawn(async move {
         // Its end (a close, a reset) shows as the sender's `is_closed`.
         let _ = conn.await;
