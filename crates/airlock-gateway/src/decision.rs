@@ -16,16 +16,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What an approval for a request is bound to, and how a human reads it.
-#[derive(Debug, Clone, Default)]
-pub struct ApprovalSubject {
-    /// What exactly would run: method, normalised path and body digest for HTTP; the
-    /// statement's digest for SQL. Another body, another approval.
-    pub fingerprint: String,
-    /// The operation as a human reads it in an approval queue (`POST /graphql volumeDelete`).
-    pub summary: String,
-}
-
 /// What a door asks.
 pub struct DoorRequest<'a> {
     /// Which door: `http`, `postgres`.
@@ -38,9 +28,14 @@ pub struct DoorRequest<'a> {
     pub classification: &'a Classification,
     /// Door-specific facts for the audit record (method, path, statement fingerprint).
     pub details: BTreeMap<String, String>,
-    /// The request's [`ApprovalSubject`], made only when the decision involves an approval:
-    /// hashing a body and writing a summary cost more than a read's whole policy decision.
-    pub approval: &'a (dyn Fn() -> ApprovalSubject + Sync),
+    /// What exactly would run, for binding an approval: method, normalised path and body
+    /// digest for HTTP; the statement's digest for SQL. Another body, another approval. Made
+    /// only when the decision involves an approval (hashing a body costs more than a read's
+    /// whole policy decision), once.
+    pub fingerprint: &'a (dyn Fn() -> String + Sync),
+    /// The operation as a human reads it in an approval queue (`POST /graphql volumeDelete`);
+    /// made only when an approval request is recorded.
+    pub summary: &'a (dyn Fn() -> String + Sync),
 }
 
 impl std::fmt::Debug for DoorRequest<'_> {
@@ -519,7 +514,7 @@ impl Decider {
             }),
             &format!("{}:{}", req.upstream.name, join(&|o| o.action.clone())),
             // The door's fingerprint already carries the body's SHA-256.
-            &(req.approval)().fingerprint,
+            &(req.fingerprint)(),
             b"",
         )
     }
@@ -669,7 +664,7 @@ impl Decider {
             owner: claims.owner.as_ref().map(|o| o.to_string()),
             token_id: claims.token_id.clone(),
             action: join(&|o| o.action.clone()),
-            operation: (req.approval)().summary,
+            operation: (req.summary)(),
             resource: join(&|o| o.resource.clone()),
             environment: join(&|o| {
                 o.environment

@@ -1,6 +1,6 @@
 //! The HTTP/GraphQL door: a reverse proxy that decides every request before forwarding it.
 
-use crate::decision::{ApprovalSubject, DoorRequest, Verdict};
+use crate::decision::{DoorRequest, Verdict};
 use crate::runtime::{Runtime, UpstreamRt};
 use crate::Shared;
 use airlock_classify::HttpRequest;
@@ -253,17 +253,19 @@ pub async fn handle(
         other => other,
     };
     let shown_path = redact_tokens(&classification.normalized_path);
-    let approval = || ApprovalSubject {
-        fingerprint: approval_fingerprint(
+    let fingerprint = || {
+        approval_fingerprint(
             &classification.effective_method,
             &classification.normalized_path,
             buffered.as_deref().unwrap_or(b""),
-        ),
-        summary: approval_summary(
+        )
+    };
+    let summary = || {
+        approval_summary(
             &classification.effective_method,
             &shown_path,
             &classification.operations,
-        ),
+        )
     };
     let details = BTreeMap::from([
         (
@@ -282,7 +284,8 @@ pub async fn handle(
                 token: token.as_deref(),
                 classification: &classification,
                 details,
-                approval: &approval,
+                fingerprint: &fingerprint,
+                summary: &summary,
             },
         )
         .await;
@@ -296,18 +299,18 @@ pub async fn handle(
     // Forward: the agent's token out, the sealed secret in, the classified path only. A
     // plain-HTTP upstream is reached through this core's own pool, which takes origin-form
     // requests; the shared client wants the absolute URI.
-    let uri = match &upstream.pool_key {
+    // Only a path is ever forwarded: a request target such as `*` (an asterisk-form OPTIONS
+    // that policy let through unclassified) has no place on an upstream path.
+    if !classification.normalized_path.starts_with('/') {
+        return Ok(bad_forward());
+    }
+    let uri = match &upstream.plain_http {
         Some(_) => format!("{}{}", upstream.base_path, classification.normalized_path),
         None => format!(
             "{}://{}{}{}",
             upstream.scheme, upstream.authority, upstream.base_path, classification.normalized_path
         ),
     };
-    // Only a path is ever forwarded: a request target such as `*` (an asterisk-form OPTIONS
-    // that policy let through unclassified) has no place on an upstream path.
-    if !classification.normalized_path.starts_with('/') {
-        return Ok(bad_forward());
-    }
     let Ok(uri) = http::Uri::try_from(uri) else {
         return Ok(bad_forward());
     };
@@ -330,9 +333,9 @@ pub async fn handle(
         headers.remove(name);
     }
     headers.remove(header::AUTHORIZATION);
-    match upstream.pool_key {
+    match &upstream.plain_http {
         // The cores' pools send exactly the headers given.
-        Some(_) => headers.insert(header::HOST, upstream.host.clone()),
+        Some(plain) => headers.insert(header::HOST, plain.host.clone()),
         // The shared client writes Host for HTTP/1 and `:authority` for HTTP/2 itself; a Host
         // beside `:authority` that differs from it is malformed HTTP/2 (RFC 9113 8.3.1).
         None => headers.remove(header::HOST),
@@ -351,8 +354,8 @@ pub async fn handle(
     *out.headers_mut() = headers;
     let timeout = shared.upstream_timeout;
     let sent = async {
-        match &upstream.pool_key {
-            Some(key) => crate::upstream_pool::send(key, &rt.connector, out)
+        match &upstream.plain_http {
+            Some(plain) => crate::upstream_pool::send(plain, &rt.connector, out)
                 .await
                 .map_err(|e| e.to_string()),
             None => match rt.client().request(out).await {

@@ -113,12 +113,21 @@ pub struct UpstreamRt {
     pub rules: RuleSet,
     /// The header carrying the injected secret and its value (marked sensitive).
     pub secret: Option<(http::HeaderName, HeaderValue)>,
-    /// The Host header sent upstream: the URL's host, and its port unless it is the scheme's
-    /// default (as hyper-util's client writes it).
-    pub host: HeaderValue,
-    /// For a plain-HTTP upstream, its key in the cores' own connection pools
+    /// For a plain-HTTP upstream, how the cores' own connection pools reach it
     /// ([`crate::upstream_pool`]); TLS upstreams use the shared client.
-    pub pool_key: Option<Arc<str>>,
+    pub plain_http: Option<PlainHttp>,
+}
+
+/// How the cores' own connection pools reach a plain-HTTP upstream.
+#[derive(Debug, Clone)]
+pub struct PlainHttp {
+    /// `host:port` to connect to (never a user-info part of the URL): the pools' key.
+    pub connect_to: Arc<str>,
+    /// The same as a URI, for the connector that dials it.
+    pub target: http::Uri,
+    /// The Host header sent: the URL's host, and its port unless it is 80 (as hyper-util's
+    /// client writes it).
+    pub host: HeaderValue,
 }
 
 impl std::fmt::Debug for UpstreamRt {
@@ -367,23 +376,31 @@ impl Runtime {
                     url: up.url.clone(),
                 });
             };
-            let default_port = match scheme {
-                "http" => 80,
-                _ => 443,
+            let plain_http = match scheme {
+                "http" => {
+                    let port = auth.port_u16().unwrap_or(80);
+                    let host = match port {
+                        80 => auth.host().to_string(),
+                        _ => format!("{}:{port}", auth.host()),
+                    };
+                    let connect_to = format!("{}:{port}", auth.host());
+                    let (Ok(host), Ok(target)) = (
+                        HeaderValue::from_str(&host),
+                        http::Uri::try_from(format!("http://{connect_to}")),
+                    ) else {
+                        return Err(LoadError::Url {
+                            upstream: name.clone(),
+                            url: up.url.clone(),
+                        });
+                    };
+                    Some(PlainHttp {
+                        connect_to: Arc::from(connect_to),
+                        target,
+                        host,
+                    })
+                }
+                _ => None,
             };
-            let port = auth.port_u16().unwrap_or(default_port);
-            let host = match port == default_port {
-                true => auth.host().to_string(),
-                false => format!("{}:{port}", auth.host()),
-            };
-            let Ok(host) = HeaderValue::from_str(&host) else {
-                return Err(LoadError::Url {
-                    upstream: name.clone(),
-                    url: up.url.clone(),
-                });
-            };
-            // Where to connect: host and port only (never a user-info part of the URL).
-            let connect_to = format!("{}:{port}", auth.host());
             let secret = match &up.secret {
                 None => None,
                 Some(_) if !open_secrets => None,
@@ -451,8 +468,7 @@ impl Runtime {
                     environment: up.environment.clone(),
                     rules,
                     secret,
-                    host,
-                    pool_key: (scheme == "http").then(|| Arc::from(connect_to)),
+                    plain_http,
                 }),
             );
         }
@@ -741,9 +757,7 @@ fn load_database(
             environment: Some(db.environment.clone()),
             rules,
             secret: None,
-            // Never an HTTP request's target.
-            host: HeaderValue::from_static("postgres"),
-            pool_key: None,
+            plain_http: None,
         }),
         url,
         password,

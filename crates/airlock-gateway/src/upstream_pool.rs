@@ -9,6 +9,7 @@
 //! upstreams still go through hyper-util's client, with rustls.
 
 use crate::http_door::Body;
+use crate::runtime::PlainHttp;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -46,14 +47,14 @@ pub enum PoolError {
     Http(#[from] hyper::Error),
 }
 
-/// Sends `req` (origin-form URI, Host set) to `authority` (`host:port`) on an idle connection of
-/// this thread, or on a new one opened by `connector`; the response body returns the connection
-/// when it ends.
+/// Sends `req` (origin-form URI, Host set) to `upstream` on an idle connection of this thread,
+/// or on a new one opened by `connector`; the response body returns the connection when it ends.
 pub async fn send(
-    authority: &Arc<str>,
+    upstream: &PlainHttp,
     connector: &HttpConnector,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, PoolError> {
+    let authority = &upstream.connect_to;
     while let Some(mut sender) = checkout(authority) {
         // An idle connection may still be finishing the response it carried last.
         if sender.ready().await.is_err() {
@@ -68,14 +69,11 @@ pub async fn send(
             },
         }
     }
-    let target: http::Uri = format!("http://{authority}")
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| PoolError::Connect(e.into()))?;
     let mut connector = connector.clone();
     std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx))
         .await
         .map_err(|e| PoolError::Connect(e.into()))?;
-    let io = tower_service::Service::call(&mut connector, target)
+    let io = tower_service::Service::call(&mut connector, upstream.target.clone())
         .await
         .map_err(|e| PoolError::Connect(e.into()))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;

@@ -17,7 +17,7 @@
 mod track;
 
 use crate::audit_writer::Pending;
-use crate::decision::{ApprovalSubject, DoorRequest, Verdict};
+use crate::decision::{DoorRequest, Verdict};
 use crate::listeners::Socket;
 use crate::runtime::DatabaseRt;
 use crate::Shared;
@@ -644,10 +644,8 @@ async fn after_tls<C: Conn>(
                     ("peer".to_string(), peer.to_string()),
                     ("session".to_string(), session_id.to_string()),
                 ]),
-                approval: &|| ApprovalSubject {
-                    fingerprint: format!("connect:{}", db.upstream.name),
-                    summary: format!("connect to {}", db.upstream.name),
-                },
+                fingerprint: &|| format!("connect:{}", db.upstream.name),
+                summary: &|| format!("connect to {}", db.upstream.name),
             },
         )
         .await;
@@ -1312,10 +1310,8 @@ impl Session {
                 ("session".to_string(), self.id.to_string()),
             ]),
             // The exact text: an approval covers this statement, not one like it.
-            approval: &|| ApprovalSubject {
-                fingerprint: format!("sql:{}", info.digest),
-                summary: format!("SQL {}", info.summary),
-            },
+            fingerprint: &|| format!("sql:{}", info.digest),
+            summary: &|| format!("SQL {}", info.summary),
         };
         let (verdict, pending) = if defer {
             self.shared.decider.decide_deferring_writes(&rt, req).await
