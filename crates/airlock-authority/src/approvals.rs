@@ -1,7 +1,7 @@
 //! Human approvals: TOTP enrolment and the approve/deny votes only a human with a second factor
 //! can cast. An agent that found a human's Airlock token still lacks the factor.
 
-use crate::{event, Authority, Claims};
+use crate::{event, Authority, Claims, KeyChange, Sealed};
 use airlock_approval::totp::{TotpError, TotpSecret};
 use airlock_audit::Actor;
 use airlock_core::{IdentityKind, Name, Outcome};
@@ -57,6 +57,14 @@ pub enum ApprovalError {
     /// No such identity.
     #[error("identity `{0}` not found")]
     UnknownIdentity(Name),
+    /// The store already holds secrets sealed under another master key.
+    #[error("refused: the store's secrets are sealed under master key {store_key}, but this master key is {given_key}; use the key file or AIRLOCK_MASTER_KEY that sealed them; if that key is lost, pass --new-master-key and set each of them again (nothing was changed)")]
+    KeyMismatch {
+        /// Fingerprint(s) of the key(s) that sealed what the store holds.
+        store_key: String,
+        /// Fingerprint of the key given.
+        given_key: String,
+    },
     /// The sealed TOTP secret does not open.
     #[error(transparent)]
     Seal(#[from] airlock_seal::SealError),
@@ -86,6 +94,7 @@ impl Authority {
         key: &MasterKey,
         name: &Name,
         replace: bool,
+        keys: KeyChange,
     ) -> Result<TotpSecret, ApprovalError> {
         let identity = self
             .store
@@ -100,17 +109,36 @@ impl Authority {
         if replacing && !replace {
             return Err(ApprovalError::TotpExists(name.clone()));
         }
-        let secret = TotpSecret::generate().map_err(|_| ApprovalError::Random)?;
-        let sealed = key.seal(&totp_context(name.as_str()), secret.expose_bytes())?;
         let now = self.clock.now();
         let mut ev = event(actor, now, "identity.totp_enrol");
         ev.resource = Some(name.to_string());
+        // A factor sealed under a second key would not open at approval time.
+        let replaced = match replacing {
+            true => Sealed::Totp(name.as_str()),
+            false => Sealed::Nothing,
+        };
+        let left_behind = self.other_sealing_keys(key, replaced)?;
+        if let (Some(store_key), KeyChange::Refuse) = (&left_behind, keys) {
+            let e = ApprovalError::KeyMismatch {
+                store_key: store_key.clone(),
+                given_key: key.id(),
+            };
+            self.audit_refusal(ev, &e.to_string());
+            return Err(e);
+        }
+        let secret = TotpSecret::generate().map_err(|_| ApprovalError::Random)?;
+        let sealed = key.seal(&totp_context(name.as_str()), secret.expose_bytes())?;
         ev.reason = match replacing {
             true => {
                 format!("TOTP second factor of `{name}` replaced; the previous one no longer works")
             }
             false => format!("TOTP second factor enrolled for `{name}`"),
         };
+        if let Some(old) = &left_behind {
+            ev.reason.push_str(&format!(
+                "; a new master key by the operator's choice: what key {old} sealed stays unusable until set again"
+            ));
+        }
         self.store.put_totp(
             &TotpRecord {
                 identity: name.to_string(),

@@ -273,12 +273,22 @@ pub enum SecretError {
         env: EnvName,
     },
     /// The secret was sealed under another master key.
-    #[error("secret was sealed with master key {sealed_with} but the current key is {current}; restore the original key file or set the secret again")]
+    // Setting it again under the new key is refused while the store holds anything sealed under
+    // the old one (see `KeyMismatch`), so the way out is the key that sealed it.
+    #[error("secret was sealed with master key {sealed_with} but the current key is {current}; use the key file or AIRLOCK_MASTER_KEY that sealed it (restore it from your backup); if that key is lost, set the secret again with `airlock secret set --new-master-key`")]
     WrongKey {
         /// The key that sealed it.
         sealed_with: String,
         /// The key in use.
         current: String,
+    },
+    /// The store already holds secrets sealed under another master key.
+    #[error("refused: the store's secrets are sealed under master key {store_key}, but this master key is {given_key}; use the key file or AIRLOCK_MASTER_KEY that sealed them; if that key is lost, pass --new-master-key and set each of them again (nothing was changed)")]
+    KeyMismatch {
+        /// Fingerprint(s) of the key(s) that sealed what the store holds.
+        store_key: String,
+        /// Fingerprint of the key given.
+        given_key: String,
     },
     /// AEAD failure.
     #[error(transparent)]

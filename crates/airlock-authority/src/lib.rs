@@ -18,6 +18,27 @@ pub use approvals::ApprovalError;
 pub use error::{IdentityError, IssueError, RevokeError, SecretError, VerifyError};
 pub use verify::{Claims, TokenInspection};
 
+/// Whether sealing may use a master key other than the one the store's secrets are sealed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Refuse: with two keys in the store, `serve` could not open all of it.
+    Refuse,
+    /// The old key is lost: seal under the new one; what the old one sealed stays unusable until
+    /// it is set again.
+    Allow,
+}
+
+/// A sealed item about to be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sealed<'a> {
+    /// Nothing is replaced.
+    Nothing,
+    /// An upstream secret: name and environment.
+    Secret(&'a str, &'a str),
+    /// A human's TOTP factor.
+    Totp(&'a str),
+}
+
 use airlock_audit::{Actor, AuditEvent};
 use airlock_config::Config;
 use airlock_core::{Clock, EnvName, IdentityKind, Name, OpClassSet, Outcome, Secret};
@@ -217,6 +238,35 @@ impl Authority {
         if let Err(err) = self.store.append_audit(e) {
             tracing::error!(error = %err, "could not write the audit record of a refusal");
         }
+    }
+
+    /// The fingerprints of the master keys, other than `key`, that sealed secrets or TOTP factors
+    /// in the store, joined with `, `; `None` if there are none. `replacing` is the item about to
+    /// be overwritten: what it was sealed under stops mattering.
+    // `serve` opens every sealed secret with one key, so a second key in the store is a failure
+    // the operator would otherwise only meet at serve time.
+    pub(crate) fn other_sealing_keys(
+        &self,
+        key: &MasterKey,
+        replacing: Sealed<'_>,
+    ) -> Result<Option<String>, StoreError> {
+        let given = key.id();
+        let mut others = std::collections::BTreeSet::new();
+        for s in self.store.secrets()? {
+            if replacing != Sealed::Secret(&s.name, s.environment.as_str()) {
+                others.insert(s.key_id);
+            }
+        }
+        for i in self.store.identities()? {
+            if replacing == Sealed::Totp(i.name.as_str()) {
+                continue;
+            }
+            if let Some(t) = self.store.totp(i.name.as_str())? {
+                others.insert(t.key_id);
+            }
+        }
+        others.remove(&given);
+        Ok((!others.is_empty()).then(|| others.into_iter().collect::<Vec<_>>().join(", ")))
     }
 
     /// Adds an identity after checking the ownership rules.
@@ -602,6 +652,7 @@ impl Authority {
         name: &str,
         env: &EnvName,
         value: &Secret<Vec<u8>>,
+        keys: KeyChange,
     ) -> Result<SecretInfo, SecretError> {
         let now = self.clock.now();
         let mut ev = event(actor, now, "secret.set");
@@ -621,6 +672,15 @@ impl Authority {
             Ok(())
         })();
         if let Err(e) = checked {
+            self.audit_refusal(ev, &e.to_string());
+            return Err(e);
+        }
+        let left_behind = self.other_sealing_keys(key, Sealed::Secret(name, env.as_str()))?;
+        if let (Some(store_key), KeyChange::Refuse) = (&left_behind, keys) {
+            let e = SecretError::KeyMismatch {
+                store_key: store_key.clone(),
+                given_key: key.id(),
+            };
             self.audit_refusal(ev, &e.to_string());
             return Err(e);
         }
@@ -646,6 +706,11 @@ impl Authority {
             "secret `{name}` sealed for {env} with key {}",
             record.key_id
         );
+        if let Some(old) = &left_behind {
+            ev.reason.push_str(&format!(
+                "; a new master key by the operator's choice: what key {old} sealed stays unusable until set again"
+            ));
+        }
         self.store.put_secret(&record, ev)?;
         Ok(SecretInfo {
             name: record.name,

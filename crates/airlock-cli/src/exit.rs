@@ -53,7 +53,9 @@ fn secret_code(e: &SecretError) -> (u8, &'static str) {
     match e {
         SecretError::NotFound { .. } => (NOT_FOUND, "not_found"),
         SecretError::Store(s) => store_code(s),
-        SecretError::WrongKey { .. } | SecretError::Seal(_) => (ENVIRONMENT, "master_key"),
+        SecretError::WrongKey { .. } | SecretError::KeyMismatch { .. } | SecretError::Seal(_) => {
+            (ENVIRONMENT, "master_key")
+        }
         _ => (INVALID, "refused"),
     }
 }
@@ -130,7 +132,7 @@ fn classify(e: &anyhow::Error) -> (u8, &'static str) {
         return match e {
             A::NotFound(_) | A::UnknownIdentity(_) => (NOT_FOUND, "not_found"),
             A::Store(s) => store_code(s),
-            A::Seal(_) | A::Random => (ENVIRONMENT, "master_key"),
+            A::Seal(_) | A::Random | A::KeyMismatch { .. } => (ENVIRONMENT, "master_key"),
             _ => (INVALID, "refused"),
         };
     }

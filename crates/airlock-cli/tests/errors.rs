@@ -336,3 +336,143 @@ fn policy_check_refuses_what_serve_would_refuse() {
         r.stderr
     );
 }
+
+/// Runs `airlock ARGS` in `h` with the master key from `AIRLOCK_MASTER_KEY`, feeding `stdin`;
+/// returns the exit code, stdout and stderr.
+fn run_with_key(h: &Home, key_hex: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = command(h, args)
+        .env("AIRLOCK_MASTER_KEY", key_hex)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The fingerprint `secret set` printed: `sealed `NAME` for ENV (key ID)`.
+fn sealed_key_id(stdout: &str) -> String {
+    stdout
+        .rsplit("(key ")
+        .next()
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .to_string()
+}
+
+/// A store sealed under one master key is never half-sealed under another: `secret set` (and
+/// TOTP enrolment) with a different key is refused at once, exit 4, before anything is written.
+#[test]
+fn a_second_master_key_is_refused_before_it_seals_anything() {
+    let h = Home::init(BIN);
+    let key_a = std::fs::read_to_string(h.path().join("airlock.key"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let key_b = "cd".repeat(32);
+    let first = h
+        .run_with_stdin(
+            &["secret", "set", "first", "--env", "staging"],
+            Some("first-value"),
+        )
+        .ok();
+    let id_a = sealed_key_id(&first.stdout);
+    // Key B's fingerprint, from a store it sealed alone.
+    let other = Home::init(BIN);
+    let (code, out, err) = run_with_key(
+        &other,
+        &key_b,
+        &["secret", "set", "x", "--env", "staging"],
+        "x",
+    );
+    assert_eq!(code, 0, "{err}");
+    let id_b = sealed_key_id(&out);
+    assert_ne!(id_a, id_b);
+
+    let set_b = ["secret", "set", "second", "--env", "staging"];
+    let (code, stdout, stderr) = run_with_key(&h, &key_b, &set_b, "second-value");
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the store's secrets are sealed under master key {id_a}, but this master key is {id_b}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("AIRLOCK_MASTER_KEY that sealed them"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    for text in [&stdout, &stderr] {
+        for secret in [
+            "second-value",
+            "first-value",
+            key_a.as_str(),
+            key_b.as_str(),
+        ] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+
+    // With --json the refusal is JSON on stderr, like every other error.
+    let mut json_args = vec!["--json"];
+    json_args.extend_from_slice(&set_b);
+    let (code, stdout, stderr) = run_with_key(&h, &key_b, &json_args, "second-value");
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(v["error"]["kind"], "master_key", "{v}");
+    assert_eq!(v["error"]["exit_code"], 4, "{v}");
+
+    // A second factor is sealed under the master key too.
+    h.run(&["identity", "add", "alice", "--kind", "human"]).ok();
+    let (code, stdout, stderr) = run_with_key(&h, &key_b, &["identity", "totp", "alice"], "");
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stdout.is_empty(), "no factor is shown: {stdout}");
+    assert!(stderr.contains(&id_b) && stderr.contains(&id_a), "{stderr}");
+
+    let list = h.run(&["secret", "list", "--json"]).ok();
+    let names: Vec<String> = list
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].to_string())
+        .collect();
+    assert_eq!(names, ["\"first\""], "{}", list.stdout);
+    let denied = h.run(&["audit", "list", "--json"]).ok().stdout;
+    let refusals = denied
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["decision"] == "deny" && r["action"] == "secret.set")
+        .count();
+    assert_eq!(refusals, 2, "{denied}");
+
+    // The key that sealed the store keeps working, for new secrets and replacements alike.
+    h.run_with_stdin(&set_b, Some("second-value")).ok();
+    h.run_with_stdin(
+        &["secret", "set", "first", "--env", "staging"],
+        Some("first-value-2"),
+    )
+    .ok();
+    let list = h.run(&["secret", "list"]).ok();
+    assert!(list.stdout.contains("second"), "{}", list.stdout);
+
+    // Key A lost: the operator moves the store to key B on purpose, and is told what is left.
+    let mut moved = set_b.to_vec();
+    moved.push("--new-master-key");
+    let (code, stdout, stderr) = run_with_key(&h, &key_b, &moved, "second-value-b");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("still sealed under the old key") && stdout.contains("`first` (staging)"),
+        "{stdout}"
+    );
+    // The rest follows under key B without the flag.
+    let first_b = ["secret", "set", "first", "--env", "staging"];
+    let (code, _, stderr) = run_with_key(&h, &key_b, &first_b, "first-value-b");
+    assert_eq!(code, 0, "{stderr}");
+}

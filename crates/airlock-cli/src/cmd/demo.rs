@@ -108,6 +108,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "cloud-admin",
         &EnvName::new("production")?,
         &Secret::new(admin_secret.clone().into_bytes()),
+        airlock_authority::KeyChange::Refuse,
     )?;
     say("The admin token is sealed inside Airlock (XChaCha20-Poly1305, key outside the store).")?;
     say("Agents `stage-bot` and `prod-bot`, both owned by the human `alice`, get short-lived Airlock tokens instead:")?;

@@ -47,6 +47,10 @@ pub enum IdentityCmd {
         /// Replace the second factor the human already has (the old one stops working).
         #[arg(long)]
         replace: bool,
+        /// The master key that sealed the store's secrets and factors is lost: seal under this
+        /// one anyway. What the old key sealed stays unusable until it is set again.
+        #[arg(long)]
+        new_master_key: bool,
     },
     /// List identities.
     List,
@@ -147,12 +151,28 @@ pub fn run(config: &Path, cmd: IdentityCmd, out: &Output) -> anyhow::Result<Exit
                 }
             }
             if let Some(key) = key {
-                enrol(auth, &actor, &key, &i.name, false, out)?;
+                enrol(
+                    auth,
+                    &actor,
+                    &key,
+                    &i.name,
+                    false,
+                    airlock_authority::KeyChange::Refuse,
+                    out,
+                )?;
             }
         }
-        IdentityCmd::Totp { name, replace } => {
+        IdentityCmd::Totp {
+            name,
+            replace,
+            new_master_key,
+        } => {
             let key = ctx.master_key()?;
-            enrol(auth, &actor, &key, &name, replace, out)?;
+            let keys = match new_master_key {
+                true => airlock_authority::KeyChange::Allow,
+                false => airlock_authority::KeyChange::Refuse,
+            };
+            enrol(auth, &actor, &key, &name, replace, keys, out)?;
         }
         IdentityCmd::List => {
             let all = auth.store().identities()?;
@@ -343,9 +363,10 @@ fn enrol(
     key: &airlock_seal::MasterKey,
     name: &Name,
     replace: bool,
+    keys: airlock_authority::KeyChange,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let secret = auth.enroll_totp(actor, key, name, replace)?;
+    let secret = auth.enroll_totp(actor, key, name, replace, keys)?;
     let uri = secret.otpauth_uri("Airlock", name.as_str());
     if out.json() {
         out.value(&serde_json::json!({ "identity": name, "otpauth_uri": uri.expose() }))?;

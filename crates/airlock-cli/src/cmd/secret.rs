@@ -4,6 +4,7 @@ use crate::context::Ctx;
 use crate::exit::{fail, INVALID};
 use crate::output::{when, Output};
 use airlock_audit::Actor;
+use airlock_authority::KeyChange;
 use airlock_core::{EnvName, Secret};
 use clap::Subcommand;
 use std::io::IsTerminal;
@@ -20,6 +21,10 @@ pub enum SecretCmd {
         /// The environment it belongs to.
         #[arg(long)]
         env: EnvName,
+        /// The master key that sealed the store's other secrets is lost: seal under this one
+        /// anyway. What the old key sealed stays unusable until it is set again.
+        #[arg(long)]
+        new_master_key: bool,
     },
     /// List sealed secrets: names, environments, dates. Never values.
     List,
@@ -30,7 +35,11 @@ pub fn run(config: &Path, cmd: SecretCmd, out: &Output) -> anyhow::Result<ExitCo
     let ctx = Ctx::load(config)?;
     let auth = &ctx.authority;
     match cmd {
-        SecretCmd::Set { name, env } => {
+        SecretCmd::Set {
+            name,
+            env,
+            new_master_key,
+        } => {
             if std::io::stdin().is_terminal() {
                 return Err(fail(
                     INVALID,
@@ -48,7 +57,12 @@ pub fn run(config: &Path, cmd: SecretCmd, out: &Output) -> anyhow::Result<ExitCo
                 }
             }
             let value = Secret::new(buf);
-            let info = auth.set_secret(&Actor::local_operator(), &key, &name, &env, &value)?;
+            let keys = match new_master_key {
+                true => KeyChange::Allow,
+                false => KeyChange::Refuse,
+            };
+            let info =
+                auth.set_secret(&Actor::local_operator(), &key, &name, &env, &value, keys)?;
             if out.json() {
                 out.value(&info)?;
             } else {
@@ -58,6 +72,21 @@ pub fn run(config: &Path, cmd: SecretCmd, out: &Output) -> anyhow::Result<ExitCo
                     info.environment,
                     info.key_id
                 )?;
+                if new_master_key {
+                    let stale: Vec<String> = auth
+                        .store()
+                        .secrets()?
+                        .into_iter()
+                        .filter(|s| s.key_id != info.key_id)
+                        .map(|s| format!("`{}` ({})", s.name, s.environment))
+                        .collect();
+                    if !stale.is_empty() {
+                        outln!(
+                            "still sealed under the old key, unusable until set again with this one: {}",
+                            stale.join(", ")
+                        )?;
+                    }
+                }
             }
         }
         SecretCmd::List => {
