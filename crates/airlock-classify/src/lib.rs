@@ -25,6 +25,9 @@ const OVERRIDE_HEADERS: [http::HeaderName; 3] = [
     http::HeaderName::from_static("x-method-override"),
 ];
 
+/// Method overrides read per request; beyond them the request is destructive.
+const MAX_OVERRIDES: usize = 16;
+
 /// One thing a request would do.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Operation {
@@ -184,6 +187,20 @@ fn unclassifiable() -> Operation {
     }
 }
 
+/// Whether a header is an override header spelt with `_` for `-`: CGI, PHP, Rack and WSGI fold
+/// both into the same `HTTP_X_HTTP_METHOD_OVERRIDE`, so the upstream reads it as the real one.
+fn override_alias(name: &http::HeaderName) -> bool {
+    let n = name.as_str();
+    n.contains('_')
+        && OVERRIDE_HEADERS.iter().any(|h| {
+            let h = h.as_str();
+            h.len() == n.len()
+                && h.bytes()
+                    .zip(n.bytes())
+                    .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+        })
+}
+
 fn valid_method(m: &str) -> bool {
     !m.is_empty()
         && m.len() <= 32
@@ -213,6 +230,22 @@ fn is_form(ct: Option<&str>) -> bool {
             .trim()
             .eq_ignore_ascii_case("application/x-www-form-urlencoded")
     })
+}
+
+/// Whether the body is sent with a `Content-Encoding` other than `identity` (gzip, br, ...),
+/// which a server decodes before reading it; an unreadable header counts as one.
+fn compressed(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| {
+            v.to_str().map_or(true, |v| {
+                v.split(',').any(|c| {
+                    let c = c.trim();
+                    !c.is_empty() && !c.eq_ignore_ascii_case("identity")
+                })
+            })
+        })
 }
 
 impl RuleSet {
@@ -247,12 +280,14 @@ impl RuleSet {
             return false;
         };
         let endpoint = match path::normalize_path(raw_path, self.case_insensitive) {
-            Ok(norm) => g.is_endpoint(&norm),
+            Ok(norm) => {
+                g.is_endpoint(&norm) || self.other_readings(&norm).iter().any(|r| g.is_endpoint(r))
+            }
             // A refused path that an upstream could read as the endpoint: its body is needed to
             // know the worst it could do.
             Err(_) => path::lenient_readings(raw_path, self.case_insensitive)
                 .iter()
-                .any(|r| g.is_endpoint(r)),
+                .any(|r| self.graphql_endpoint(r).is_some()),
         };
         if !endpoint {
             return false;
@@ -310,6 +345,43 @@ impl RuleSet {
         out.into_values().collect()
     }
 
+    /// Paths a common upstream serves the same as a normalised path that Airlock matches
+    /// differently: without a format suffix (Rails `(.:format)`, Spring suffix matching send
+    /// `/tokens.json` to `/tokens`), and a GraphQL endpoint for any path under it (Express
+    /// `app.use("/graphql", ...)`, as Apollo and express-graphql are mounted, serves
+    /// `/graphql/x` too). Empty for ordinary paths.
+    fn other_readings(&self, norm: &str) -> Vec<String> {
+        let mut out: Vec<String> = path::format_reading(norm).into_iter().collect();
+        // Every endpoint is classified alike, so one GraphQL reading is enough: none when the
+        // path or its suffixless reading already is an endpoint (`/graphql/v2` under `/graphql`).
+        let is_endpoint = |p: &str| self.graphql.as_ref().is_some_and(|g| g.is_endpoint(p));
+        if !is_endpoint(norm) && !out.iter().any(|r| is_endpoint(r)) {
+            if let Some(p) = self.graphql_endpoint(norm) {
+                out.push(p.to_string());
+            }
+        }
+        out
+    }
+
+    /// The GraphQL endpoint an upstream serves a path as: the path itself, or an endpoint it
+    /// lies under (Express `app.use("/graphql", ...)` serves `/graphql/x`). Every endpoint is
+    /// classified alike, so the first found is as good as any.
+    fn graphql_endpoint<'a>(&'a self, path: &'a str) -> Option<&'a str> {
+        let g = self.graphql.as_ref()?;
+        if g.is_endpoint(path) {
+            return Some(path);
+        }
+        g.paths
+            .iter()
+            .find(|p| {
+                *p != "/"
+                    && path
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .map(String::as_str)
+    }
+
     /// The methods the upstream might act on: the request line's, then every override.
     fn candidate_methods(
         &self,
@@ -321,7 +393,9 @@ impl RuleSet {
         let mut problems = Vec::new();
         // Most requests name their method once, on the request line: say so without building
         // the list of every place a method can be named.
-        let overridden = OVERRIDE_HEADERS.iter().any(|h| headers.contains_key(h))
+        let aliased = headers.keys().any(override_alias);
+        let overridden = aliased
+            || OVERRIDE_HEADERS.iter().any(|h| headers.contains_key(h))
             // A percent-encoded key (`%5Fmethod`) is decoded before it is compared.
             || query.is_some_and(|q| q.contains("_method") || q.contains('%'))
             || form_body.is_some();
@@ -337,6 +411,14 @@ impl RuleSet {
                 }
             }
         }
+        if aliased {
+            for (h, v) in headers.iter().filter(|(h, _)| override_alias(h)) {
+                match v.to_str() {
+                    Ok(v) => named.push((format!("`{h}` header"), v.trim().to_string())),
+                    Err(_) => problems.push(format!("`{h}` header is not visible ASCII")),
+                }
+            }
+        }
         for v in path::query_values(query.unwrap_or(""), "_method") {
             named.push(("`_method` query parameter".into(), v.trim().to_string()));
         }
@@ -345,6 +427,15 @@ impl RuleSet {
             for v in path::query_values(&text, "_method") {
                 named.push(("`_method` form field".into(), v.trim().to_string()));
             }
+        }
+        // Each candidate is classified on its own, and each bad one adds an operation: a
+        // hostile body repeating `_method` must not multiply the work of one request.
+        if named.len() > MAX_OVERRIDES + 1 {
+            problems.push(format!(
+                "{} method overrides; only the first {MAX_OVERRIDES} were read",
+                named.len() - 1
+            ));
+            named.truncate(MAX_OVERRIDES + 1);
         }
         let mut out: Vec<String> = Vec::new();
         for (from, m) in named {
@@ -398,26 +489,29 @@ impl RuleSet {
                 acc.fail(format!("path `{shown}` cannot be classified: {e}"));
                 // The upstream may read the path in a way Airlock refused to guess; none of
                 // those readings may reach something more dangerous than the answer.
+                let mut graphql_done = false;
                 for reading in path::lenient_readings(raw_path, self.case_insensitive) {
-                    if self
-                        .graphql
-                        .as_ref()
-                        .is_some_and(|g| g.is_endpoint(&reading))
-                    {
+                    let endpoint = self.graphql_endpoint(&reading);
+                    // Every endpoint classifies the body alike: once is enough.
+                    if let Some(endpoint) = endpoint.filter(|_| !graphql_done) {
+                        graphql_done = true;
                         for m in &methods {
-                            let part = self.classify_method(m, &reading, query, ct.as_deref(), req);
+                            let part = self.classify_method(m, endpoint, query, ct.as_deref(), req);
                             for op in part
                                 .ops
                                 .into_iter()
                                 .filter(|o| o.class > OpClass::Destructive)
                             {
                                 acc.notes.push(format!(
-                                    "the path could be read as the GraphQL endpoint `{reading}`: `{}`, {}",
+                                    "the path could be read as `{reading}`, served by the GraphQL endpoint `{endpoint}`: `{}`, {}",
                                     op.action, op.class
                                 ));
                                 acc.ops.push(op);
                             }
                         }
+                    }
+                    // A path under an endpoint may still have REST rules of its own.
+                    if endpoint.is_some_and(|e| e == reading) {
                         continue;
                     }
                     for m in &methods {
@@ -455,8 +549,49 @@ impl RuleSet {
         // Overrides come after the request line, and `>=` keeps the later one on a tie: an
         // override the classes agree on is reported as the effective method.
         let mut best: Option<(String, Acc)> = None;
+        let others = self.other_readings(&norm);
         for m in &methods {
-            let acc = self.classify_method(m, &norm, query, ct.as_deref(), req);
+            let mut acc = self.classify_method(m, &norm, query, ct.as_deref(), req);
+            let base = acc.class();
+            let own_resources: Vec<Option<String>> = if others.is_empty() {
+                Vec::new()
+            } else {
+                acc.ops.iter().map(|o| o.resource_id.clone()).collect()
+            };
+            for reading in &others {
+                let graphql = self
+                    .graphql
+                    .as_ref()
+                    .is_some_and(|g| g.is_endpoint(reading));
+                let part = self.classify_method(m, reading, query, ct.as_deref(), req);
+                let counts = |o: &Operation| {
+                    // The endpoint does run the body, so whatever it cannot classify counts
+                    // (also when `unmatched` is below destructive).
+                    if graphql {
+                        return o.class > base;
+                    }
+                    // Of a suffixless reading, only what a rule names counts: a reading no rule
+                    // covers (`/static/app` for `/static/app.js`) is not where the upstream goes.
+                    if o.action == UNCLASSIFIED || o.action == UNCLASSIFIABLE {
+                        return false;
+                    }
+                    // A change of resource matters once the request changes something: Rails
+                    // deletes `db-prod` for `DELETE /v1/volumes/db-prod.x-staging`, whatever a
+                    // `*-staging` glob makes of the full id. Reads keep their one resource, so an
+                    // ordinary `GET /v1/domains/example.com` names no `example`.
+                    o.class > base
+                        || (o.class >= OpClass::Write
+                            && o.resource_id.is_some()
+                            && !own_resources.contains(&o.resource_id))
+                };
+                for op in part.ops.into_iter().filter(counts) {
+                    acc.notes.push(format!(
+                        "the upstream could read the path as `{reading}`: `{}`, {}",
+                        op.action, op.class
+                    ));
+                    acc.ops.push(op);
+                }
+            }
             if best.as_ref().is_none_or(|(_, b)| acc.class() >= b.class()) {
                 best = Some((m.clone(), acc));
             }
@@ -496,21 +631,26 @@ impl RuleSet {
     ) -> Acc {
         let mut acc = Acc::default();
         if let Some(g) = self.graphql.as_ref().filter(|g| g.is_endpoint(norm)) {
-            let url_has_query = !path::query_values(query.unwrap_or(""), "query").is_empty();
-            let body = req.body.filter(|b| !b.is_empty());
-            if method == "GET" {
-                g.classify_url(query, &mut acc);
-                // A GET body is unusual, but a server that reads it would execute it.
-                if let Some(b) = body {
-                    self.graphql_body(g, ct, b, &mut acc);
+            let url = query.unwrap_or("");
+            // A GET body is unusual, but a server that reads it would execute it.
+            match req.body.filter(|b| method != "GET" || !b.is_empty()) {
+                Some(b) if !b.is_empty() && compressed(req.headers) => {
+                    g.fail_compressed(&mut acc);
+                    g.classify_url_request(url, &mut acc);
                 }
-            } else {
-                match req.body {
-                    Some(b) => self.graphql_body(g, ct, b, &mut acc),
-                    None => acc.fail(format!("`{method}` to a GraphQL endpoint without its body")),
+                Some(b) if b.len() > self.max_body => {
+                    acc.fail(format!(
+                        "body of {} bytes exceeds the classification limit of {} bytes",
+                        b.len(),
+                        self.max_body
+                    ));
+                    g.classify_url_request(url, &mut acc);
                 }
-                if url_has_query {
-                    g.classify_url(query, &mut acc);
+                Some(b) => g.classify_body(ct, b, url, &mut acc),
+                None if method == "GET" => g.classify_url(url, &mut acc),
+                None => {
+                    acc.fail(format!("`{method}` to a GraphQL endpoint without its body"));
+                    g.classify_url_request(url, &mut acc);
                 }
             }
             return acc;
@@ -536,22 +676,5 @@ impl RuleSet {
             }
         }
         acc
-    }
-
-    fn graphql_body(
-        &self,
-        g: &graphql::GraphqlRules,
-        ct: Option<&str>,
-        body: &[u8],
-        acc: &mut Acc,
-    ) {
-        if body.len() > self.max_body {
-            return acc.fail(format!(
-                "body of {} bytes exceeds the classification limit of {} bytes",
-                body.len(),
-                self.max_body
-            ));
-        }
-        g.classify_body(ct, body, acc);
     }
 }

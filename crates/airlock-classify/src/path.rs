@@ -23,6 +23,8 @@ pub enum PathError {
     DoubleEncoding,
     /// `..` above the root.
     AboveRoot,
+    /// Escapes that do not decode to UTF-8, such as the overlong `%C0%AE` (`.`).
+    BadUtf8,
 }
 
 impl fmt::Display for PathError {
@@ -43,6 +45,9 @@ impl fmt::Display for PathError {
             ),
             PathError::DoubleEncoding => f.write_str("double percent-encoding"),
             PathError::AboveRoot => f.write_str("`..` climbs above the root"),
+            PathError::BadUtf8 => f.write_str(
+                "escaped bytes are not UTF-8 (an overlong form could decode to `.` or `/` upstream)",
+            ),
         }
     }
 }
@@ -83,6 +88,7 @@ fn hex_val(b: u8) -> Option<u8> {
 fn normalize_segment(seg: &str, lowercase: bool) -> Result<String, PathError> {
     let bytes = seg.as_bytes();
     let mut out = String::with_capacity(seg.len());
+    let mut high = false;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -98,6 +104,7 @@ fn normalize_segment(seg: &str, lowercase: bool) -> Result<String, PathError> {
             if matches!(v, b'/' | b'\\' | 0) {
                 return Err(PathError::DangerousEscape(v));
             }
+            high |= v >= 0x80;
             if is_unreserved(v) {
                 out.push(char::from(if lowercase {
                     v.to_ascii_lowercase()
@@ -131,6 +138,12 @@ fn normalize_segment(seg: &str, lowercase: bool) -> Result<String, PathError> {
         {
             return Err(PathError::DoubleEncoding);
         }
+    }
+    // Servers that decode leniently read overlong forms (`%C0%AE`) as ASCII, so `..` or `/`
+    // could appear upstream that never appeared here. Only checked when a byte above ASCII was
+    // escaped, which plain paths never do.
+    if high && std::str::from_utf8(&decode_bytes(&out)).is_err() {
+        return Err(PathError::BadUtf8);
     }
     Ok(out)
 }
@@ -192,10 +205,13 @@ pub fn lenient_readings(path: &str, lowercase: bool) -> Vec<String> {
             }
         }
         let reading = format!("/{}", stack.join("/"));
-        if !out.contains(&reading) {
-            out.push(reading);
+        let stem = format_reading(&reading);
+        for r in std::iter::once(reading).chain(stem) {
+            if !out.contains(&r) {
+                out.push(r);
+            }
         }
-        let next = decode_segment(&text).into_bytes();
+        let next = fold_overlong(&decode_lenient(&text));
         if next == cur {
             break;
         }
@@ -204,8 +220,75 @@ pub fn lenient_readings(path: &str, lowercase: bool) -> Vec<String> {
     out
 }
 
-/// Decodes every percent-escape of an already normalised segment (for resource ids).
-pub fn decode_segment(seg: &str) -> String {
+/// The path with a format suffix cut from its last segment (`/admin.json` -> `/admin`), or
+/// `None` when there is none. Rails routes `(.:format)` and Spring's suffix matching send
+/// `/tokens.json` (or `/tokens.`) to the `/tokens` handler, so a suffix must not lower a class.
+pub fn format_reading(normalized: &str) -> Option<String> {
+    let (dir, last) = normalized.rsplit_once('/')?;
+    let (stem, _) = last.split_once('.')?;
+    // `.env` or `..` are names, not a suffix.
+    if stem.is_empty() {
+        return None;
+    }
+    Some(format!("{dir}/{stem}"))
+}
+
+/// Decodes overlong UTF-8 forms of ASCII (`C0 AE` for `.`) as a lenient decoder would.
+fn fold_overlong(bytes: &[u8]) -> Vec<u8> {
+    let cont = |i: usize| bytes.get(i).copied().filter(|b| b & 0xC0 == 0x80);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match (b, cont(i + 1), cont(i + 2), cont(i + 3)) {
+            (0xC0 | 0xC1, Some(c1), _, _) => {
+                out.push(((b & 0x1F) << 6) | (c1 & 0x3F));
+                i += 2;
+            }
+            (0xE0, Some(c1), Some(c2), _) if c1 & 0x3F <= 1 => {
+                out.push(((c1 & 0x3F) << 6) | (c2 & 0x3F));
+                i += 3;
+            }
+            (0xF0, Some(0x80), Some(c2), Some(c3)) if c2 & 0x3F <= 1 => {
+                out.push(((c2 & 0x3F) << 6) | (c3 & 0x3F));
+                i += 4;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Decodes percent-escapes as a lenient server would, IIS's `%u002e` included.
+fn decode_lenient(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("%u") {
+        out.extend(decode_bytes(&rest[..i]));
+        let c = rest
+            .get(i + 2..i + 6)
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32);
+        match c {
+            Some(c) => {
+                out.extend(c.to_string().bytes());
+                rest = &rest[i + 6..];
+            }
+            None => {
+                out.extend(b"%u");
+                rest = &rest[i + 2..];
+            }
+        }
+    }
+    out.extend(decode_bytes(rest));
+    out
+}
+
+/// Decodes every percent-escape into bytes.
+fn decode_bytes(seg: &str) -> Vec<u8> {
     let bytes = seg.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -223,7 +306,12 @@ pub fn decode_segment(seg: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
+}
+
+/// Decodes every percent-escape of an already normalised segment (for resource ids).
+pub fn decode_segment(seg: &str) -> String {
+    String::from_utf8_lossy(&decode_bytes(seg)).into_owned()
 }
 
 /// Decodes a form/query component: `+` is a space, escapes are bytes.
@@ -233,13 +321,47 @@ pub fn decode_component(s: &str) -> String {
 
 /// The values of every `key=value` pair named `key` in a query string or form body.
 pub fn query_values(query: &str, key: &str) -> Vec<String> {
-    query
-        .split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_component(k) == key).then(|| decode_component(v))
-        })
-        .collect()
+    query_params(query, &[key]).pop().unwrap_or_default()
+}
+
+/// The values of every pair named by one of `keys`, per key, in one pass over the string.
+///
+/// Rack before 3.0 (and Go before 1.17, Python's `parse_qs` before 3.9.2) also split on `;`,
+/// so `?query=A&x=1;query=B` holds `B` for them and not for others: both splits count.
+pub fn query_params(query: &str, keys: &[&str]) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::new(); keys.len()];
+    let mut take = |pair: &str| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        // Most keys hold no escape: compare them without decoding.
+        let decoded;
+        let k = if k.contains(['%', '+']) {
+            decoded = decode_component(k);
+            decoded.as_str()
+        } else {
+            k
+        };
+        if let Some(values) = keys
+            .iter()
+            .position(|want| *want == k)
+            .and_then(|i| out.get_mut(i))
+        {
+            values.push(decode_component(v));
+        }
+    };
+    for pair in query.split('&') {
+        take(pair);
+    }
+    // Only a pair holding `;` reads differently when split on it; the others would only be
+    // found again. No deduplication: comparing each value with the earlier ones is quadratic
+    // in a hostile body, and callers bound how many readings they act on.
+    if query.contains(';') {
+        for pair in query.split('&').filter(|p| p.contains(';')) {
+            for part in pair.split(';') {
+                take(part);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -542,3 +542,586 @@ fn targets_list_every_action_with_its_resource_and_the_defaults_for_unruled_fiel
         assert!(t.iter().any(|x| x.action == a), "{a} missing");
     }
 }
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn bypass_repeated_variable_keys_name_no_resource() {
+    // serde_json keeps the last copy, streaming parsers (simdjson, gjson) the first: the
+    // staging id must not be reported while the upstream may delete the production one.
+    let rs = cloud();
+    let delete = "mutation($id: ID!) { volumeDelete(volumeId: $id) { id } }";
+    let body = format!(
+        "{{\"query\": {}, \"variables\": {{\"id\": \"vol-prod\", \"id\": \"vol-stg\"}}}}",
+        serde_json::json!(delete)
+    );
+    let c = gql(&rs, &body);
+    assert_eq!(c.class(), Destructive);
+    assert_eq!(c.operations[0].resource_id, None, "{c:?}");
+    let restore = "mutation($in: In!) { volumeBackupRestore(input: $in) { id } }";
+    let body = format!(
+        "{{\"query\": {}, \"variables\": {{\"in\": {{\"volumeId\": \"vol-prod\", \"volumeId\": \"vol-stg\"}}}}}}",
+        serde_json::json!(restore)
+    );
+    assert_eq!(gql(&rs, &body).operations[0].resource_id, None);
+    // The same inside `variables` sent as a JSON string, and in the URL.
+    let body = serde_json::json!({
+        "query": delete,
+        "variables": "{\"id\": \"vol-prod\", \"id\": \"vol-stg\"}",
+    });
+    assert_eq!(gql(&rs, &body.to_string()).operations[0].resource_id, None);
+    let c = classify(
+        &rs,
+        "GET",
+        "/graphql?query=mutation(%24id:ID!)%7BvolumeDelete(volumeId:%24id)%7Bid%7D%7D&variables=%7B%22id%22:%22vol-prod%22,%22id%22:%22vol-stg%22%7D",
+        &[],
+        None,
+    );
+    assert_eq!(c.class(), Destructive);
+    assert_eq!(c.operations[0].resource_id, None, "{c:?}");
+    // A variable declared twice: its default is ambiguous too.
+    let c = gql(
+        &rs,
+        &json("mutation($id: ID = \"vol-stg\", $id: ID = \"vol-prod\") { volumeDelete(volumeId: $id) { id } }"),
+    );
+    assert_eq!(c.operations[0].resource_id, None, "{c:?}");
+}
+
+#[test]
+fn bypass_numbers_parsers_read_differently_name_no_resource() {
+    // JavaScript reads 9007199254740993 as ...992 and 1e2 as the ID "100".
+    let rs = cloud();
+    for n in ["9007199254740993", "1e2", "100.0", "-9007199254740993"] {
+        let body = format!(
+            "{{\"query\": \"mutation($id: ID!) {{ volumeDelete(volumeId: $id) {{ id }} }}\", \"variables\": {{\"id\": {n}}}}}"
+        );
+        let c = gql(&rs, &body);
+        assert_eq!(c.class(), Destructive, "{n}");
+        assert_eq!(c.operations[0].resource_id, None, "{n}: {c:?}");
+    }
+    let body = "{\"query\": \"mutation($id: ID!) { volumeDelete(volumeId: $id) { id } }\", \"variables\": {\"id\": 9007199254740991}}";
+    assert_eq!(
+        gql(&rs, body).operations[0].resource_id.as_deref(),
+        Some("9007199254740991")
+    );
+}
+
+#[test]
+fn bypass_namespaced_mutation_under_a_read_rule() {
+    // `volume` has a `read` rule for the Query field; in a mutation it is another field, whose
+    // selection (`{ delete }`) Airlock does not read: the mutation default applies.
+    let rs = cloud();
+    let c = gql(&rs, &json("mutation { volume(id: \"v1\") { delete } }"));
+    assert_eq!(c.class(), Destructive, "{c:?}");
+    assert_eq!(actions(&c), ["volume"]);
+    assert_eq!(c.operations[0].resource_id, None);
+    let c = gql(
+        &rs,
+        &json("mutation { ...F } fragment F on Mutation { projects { delete } }"),
+    );
+    assert_eq!(c.class(), Destructive);
+    // Queries, and mutation fields with their own rule, are unchanged.
+    let c = gql(&rs, &json("{ volume(id: \"v1\") { id } }"));
+    assert_eq!(c.class(), Read);
+    assert_eq!(c.operations[0].resource_id.as_deref(), Some("v1"));
+    let c = gql(
+        &rs,
+        &json("mutation { volumeCreate(input: {projectId: \"p1\"}) { id } __typename }"),
+    );
+    assert_eq!(c.class(), Write);
+}
+
+#[test]
+fn bypass_url_members_of_a_post_are_read_with_the_body() {
+    // express-graphql takes `operationName` and `variables` from the URL before the body.
+    let rs = cloud();
+    let doc =
+        "query Q { volumes { id } } mutation M($id: ID!) { volumeDelete(volumeId: $id) { id } }";
+    let body =
+        serde_json::json!({ "query": doc, "operationName": "Q", "variables": { "id": "vol-stg" } });
+    let ct = [("content-type", "application/json")];
+    let c = classify(
+        &rs,
+        "POST",
+        "/graphql?operationName=M",
+        &ct,
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(c.class(), Destructive, "{c:?}");
+    let body = serde_json::json!({
+        "query": "mutation($id: ID!) { volumeDelete(volumeId: $id) { id } }",
+        "variables": { "id": "vol-stg" },
+    });
+    let c = classify(
+        &rs,
+        "POST",
+        "/graphql?variables=%7B%22id%22%3A%22vol-prod%22%7D",
+        &ct,
+        Some(body.to_string().as_bytes()),
+    );
+    let ids: Vec<_> = c
+        .operations
+        .iter()
+        .map(|o| o.resource_id.as_deref())
+        .collect();
+    assert!(ids.contains(&Some("vol-prod")), "{c:?}");
+    let c = classify(
+        &rs,
+        "POST",
+        "/graphql?variables=%7B%22id%22%3A%22vol-prod%22%7D",
+        &[("content-type", "application/graphql")],
+        Some(b"mutation($id: ID = \"vol-stg\") { volumeDelete(volumeId: $id) { id } }"),
+    );
+    assert_eq!(c.operations[0].resource_id.as_deref(), Some("vol-prod"));
+    // An ordinary POST is one reading, as before.
+    let c = classify(
+        &rs,
+        "POST",
+        "/graphql",
+        &ct,
+        Some(json("{ volumes { id } }").as_bytes()),
+    );
+    assert_eq!(actions(&c), ["volumes"]);
+    assert!(c.notes.is_empty(), "{:?}", c.notes);
+}
+
+#[test]
+fn bypass_stored_document_beside_a_harmless_query() {
+    // graphql-java runs the cached document a persisted-query hash names without comparing
+    // it with `query`; only a hash of the very text sent proves they are the same document.
+    let rs = cloud();
+    let q = "{ volumes { id } }";
+    let apq = |hash: &str| {
+        serde_json::json!({
+            "query": q,
+            "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } },
+        })
+        .to_string()
+    };
+    let c = gql(&rs, &apq(&"ab".repeat(32)));
+    assert_eq!(c.class(), Destructive, "{c:?}");
+    assert_eq!(actions(&c), [UNCLASSIFIABLE, "volumes"]);
+    assert!(
+        c.notes.iter().any(|n| n.contains("stored document")),
+        "{:?}",
+        c.notes
+    );
+    let c = gql(&rs, &apq(&sha256_hex(q)));
+    assert_eq!(c.class(), Read, "{c:?}");
+    assert_eq!(
+        c.class(),
+        gql(&rs, &apq(&sha256_hex(q).to_uppercase())).class()
+    );
+    for (k, v) in [
+        ("documentId", serde_json::json!("abc")),
+        ("id", serde_json::json!("abc")),
+        ("doc_id", serde_json::json!(7)),
+        ("queryId", serde_json::json!("abc")),
+        ("persisted", serde_json::json!(true)),
+    ] {
+        let body = serde_json::json!({ "query": q, k: v });
+        assert_eq!(gql(&rs, &body.to_string()).class(), Destructive, "{k}");
+    }
+    let body = serde_json::json!({ "query": q, "documentId": format!("sha256:{}", sha256_hex(q)) });
+    assert_eq!(gql(&rs, &body.to_string()).class(), Read);
+    // In the URL too (Apollo sends hashed queries as GET).
+    let c = classify(
+        &rs,
+        "GET",
+        &format!(
+            "/graphql?query=%7Bvolumes%7Bid%7D%7D&extensions=%7B%22persistedQuery%22%3A%7B%22sha256Hash%22%3A%22{}%22%7D%7D",
+            "ab".repeat(32)
+        ),
+        &[],
+        None,
+    );
+    assert_eq!(c.class(), Destructive);
+    // Ordinary extensions (Apollo Client's `clientLibrary`) are no stored document.
+    let body =
+        serde_json::json!({ "query": q, "extensions": { "clientLibrary": { "name": "x" } } });
+    assert_eq!(gql(&rs, &body.to_string()).class(), Read);
+}
+
+#[test]
+fn bypass_bodies_airlock_cannot_read_still_count_privileged_fields() {
+    let rs = cloud();
+    let doc = r#"{"query":"mutation { apiTokenCreate(input: {projectId: \"p\"}) { token } }"}"#;
+    let post = |ct: &str, body: &[u8]| {
+        classify(&rs, "POST", "/graphql", &[("content-type", ct)], Some(body))
+    };
+    // A UTF-8 byte order mark, which Express drops: read exactly, as the upstream does.
+    let bom = [b"\xEF\xBB\xBF".as_slice(), doc.as_bytes()].concat();
+    let c = post("application/json", &bom);
+    assert_eq!(actions(&c), ["apiTokenCreate"]);
+    assert_eq!(c.class(), Privilege);
+    // UTF-16 (Jackson detects it; body-parser decodes a `charset=utf-16le`).
+    let utf16: Vec<u8> = doc.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let c = post("application/json; charset=utf-16le", &utf16);
+    assert!(c.operations.iter().any(|o| o.action == UNCLASSIFIABLE));
+    assert_eq!(c.class(), Privilege);
+    // JSON escapes in names, in JSON a lenient parser accepts (trailing comma).
+    let c = post(
+        "application/json",
+        br#"{"query":"mutation { \u0061piTokenCreate { token } }",}"#,
+    );
+    assert_eq!(c.class(), Privilege);
+    // A GraphQL multipart upload (`operations`), and JSON sent as text/plain.
+    let multipart = format!(
+        "--x\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{doc}\r\n--x--\r\n"
+    );
+    assert_eq!(
+        post("multipart/form-data; boundary=x", multipart.as_bytes()).class(),
+        Privilege
+    );
+    assert_eq!(post("text/plain", doc.as_bytes()).class(), Privilege);
+    // A form body, which express-graphql reads like a query string: read exactly.
+    let c = post(
+        "application/x-www-form-urlencoded",
+        b"query=mutation%7B%61piTokenCreate%7Btoken%7D%7D",
+    );
+    assert_eq!(actions(&c), ["apiTokenCreate"]);
+    let c = post(
+        "application/x-www-form-urlencoded",
+        b"query=mutation+D(%24v%3AID!)%7BvolumeDelete(volumeId%3A%24v)%7Bid%7D%7D&variables=%7B%22v%22%3A%22vol-9%22%7D",
+    );
+    assert_eq!(c.class(), Destructive);
+    assert_eq!(c.operations[0].resource_id.as_deref(), Some("vol-9"));
+    let c = post(
+        "application/x-www-form-urlencoded",
+        b"query=%7Bvolumes%7Bid%7D%7D",
+    );
+    assert_eq!(c.class(), Read);
+    // A body that fails does not hide the URL's own request.
+    let c = classify(
+        &rs,
+        "POST",
+        "/graphql?query=mutation%7BapiTokenCreate%7Btoken%7D%7D",
+        &[("content-type", "text/plain")],
+        Some(b"nothing"),
+    );
+    assert_eq!(c.class(), Privilege);
+}
+
+#[test]
+fn bypass_semicolon_separated_url_parameters() {
+    // Rack before 3.0 splits a query string on `;` as well as `&`: there the second `query`
+    // is a parameter of its own, and the last one wins.
+    let rs = cloud();
+    let c = classify(
+        &rs,
+        "GET",
+        "/graphql?query=%7Bvolumes%7Bid%7D%7D&x=1;query=mutation%7BvolumeDelete(volumeId:%22p%22)%7Bid%7D%7D",
+        &[],
+        None,
+    );
+    assert_eq!(c.class(), Destructive, "{c:?}");
+    assert!(actions(&c).contains(&"volumeDelete"));
+}
+
+#[test]
+fn bypass_paths_an_upstream_routes_to_the_endpoint() {
+    let rs = cloud();
+    let ct = [("content-type", "application/json")];
+    let h = headers(&ct);
+    let body = json("mutation { apiTokenCreate(input: {projectId: \"p\"}) { token } }");
+    // Rails `post "/graphql"` serves `/graphql.json`; Express `app.use("/graphql", ...)`
+    // serves `/graphql/anything`.
+    for p in ["/graphql.json", "/graphql/x", "/graphql/v2.json"] {
+        assert!(rs.needs_body("POST", p, &h), "{p}");
+        let c = classify(&rs, "POST", p, &ct, Some(body.as_bytes()));
+        assert_eq!(c.class(), Privilege, "{p}: {c:?}");
+        assert!(actions(&c).contains(&"apiTokenCreate"), "{p}");
+    }
+    // A read through such a path stays what the path itself is (no rule: destructive).
+    let c = classify(
+        &rs,
+        "GET",
+        "/graphql/x?query=%7Bvolumes%7Bid%7D%7D",
+        &[],
+        None,
+    );
+    assert_eq!(c.class(), Destructive);
+    assert!(!rs.needs_body("GET", "/health", &h));
+}
+
+#[test]
+fn bypass_repeated_persisted_query_keeps_the_stored_document() {
+    // A repeated key is ambiguous, but an ambiguous stored-document reference still names a
+    // stored document that a server may run instead of `query`.
+    let rs = cloud();
+    let q = "{ volumes { id } }";
+    let stored = |h: &str| format!("{{\"version\":1,\"sha256Hash\":\"{h}\"}}");
+    let body = |ext: &str| {
+        format!(
+            "{{\"query\":{},\"extensions\":{ext}}}",
+            serde_json::json!(q)
+        )
+    };
+    let good = stored(&sha256_hex(q));
+    let bad = stored(&"ab".repeat(32));
+    for ext in [
+        format!("{{\"persistedQuery\":{bad},\"persistedQuery\":{bad}}}"),
+        format!("{{\"persistedQuery\":{good},\"persistedQuery\":{bad}}}"),
+        format!("{{\"persistedQuery\":{good},\"PersistedQuery\":{bad}}}"),
+        // As a JSON text, the way the URL carries it.
+        serde_json::json!(format!(
+            "{{\"persistedQuery\":{bad},\"persistedQuery\":{bad}}}"
+        ))
+        .to_string(),
+        serde_json::json!(format!("{{\"persistedQuery\":{bad}}}")).to_string(),
+        serde_json::json!("{not json").to_string(),
+    ] {
+        let c = gql(&rs, &body(&ext));
+        assert_eq!(c.class(), Destructive, "{ext}: {c:?}");
+        assert!(actions(&c).contains(&UNCLASSIFIABLE), "{ext}");
+    }
+    // The URL's `extensions`, with the same duplicate-aware reading.
+    let ext = format!("{{\"persistedQuery\":{bad},\"persistedQuery\":{bad}}}");
+    let enc: String = ext.bytes().map(|b| format!("%{b:02X}")).collect();
+    let c = classify(
+        &rs,
+        "GET",
+        &format!("/graphql?query=%7Bvolumes%7Bid%7D%7D&extensions={enc}"),
+        &[],
+        None,
+    );
+    assert_eq!(c.class(), Destructive, "{c:?}");
+    // A matching hash, once, in either form, stays a read.
+    for ext in [
+        format!("{{\"persistedQuery\":{good}}}"),
+        serde_json::json!(format!("{{\"persistedQuery\":{good}}}")).to_string(),
+        "null".to_string(),
+        "\"\"".to_string(),
+    ] {
+        assert_eq!(gql(&rs, &body(&ext)).class(), Read, "{ext}");
+    }
+}
+
+#[test]
+fn bypass_member_names_differing_in_case() {
+    // Go's encoding/json matches members without case (Unicode simple folding), keeping the
+    // last copy of a string and merging objects.
+    let rs = cloud();
+    let c = gql(
+        &rs,
+        r#"{"query":"{ volumes { id } }","QUERY":"mutation { apiTokenCreate(input:{projectId:\"p\"}){token} }"}"#,
+    );
+    assert_eq!(c.class(), Privilege, "{c:?}");
+    let c = gql(
+        &rs,
+        r#"{"query":"query A { volumes { id } } mutation B { volumeDelete(volumeId: \"v\") { id } }","operationName":"A","OperationName":"B"}"#,
+    );
+    assert_eq!(c.class(), Destructive, "{c:?}");
+    let delete = "mutation($volumeId:ID!){volumeDelete(volumeId:$volumeId){id}}";
+    for other in ["Variables", "VARIABLES", "variable\u{17f}", "variables"] {
+        let body = format!(
+            "{{\"query\":{},\"variables\":{{\"volumeId\":\"vol-stg-1\"}},\"{other}\":{{\"volumeId\":\"vol-prod-1\"}}}}",
+            serde_json::json!(delete)
+        );
+        let c = gql(&rs, &body);
+        assert_eq!(c.class(), Destructive, "{other}");
+        assert!(
+            c.operations.iter().all(|o| o.resource_id.is_none()),
+            "{other}: {c:?}"
+        );
+    }
+    // Keys inside `variables` that meet under folding, the Kelvin sign included.
+    for (a, b) in [("volumeId", "VOLUMEID"), ("k", "\u{212a}")] {
+        let doc = format!("mutation(${a}:ID!){{volumeDelete(volumeId:${a}){{id}}}}");
+        let body = format!(
+            "{{\"query\":{},\"variables\":{{\"{a}\":\"vol-stg-1\",\"{b}\":\"vol-prod-1\"}}}}",
+            serde_json::json!(doc)
+        );
+        let c = gql(&rs, &body);
+        assert_eq!(c.operations[0].resource_id, None, "{a}/{b}: {c:?}");
+    }
+    // Stored-document keys under another case, and graphql-ruby's `operationId`.
+    for k in [
+        "DocumentId",
+        "per\u{17f}isted",
+        "operationId",
+        "OPERATIONID",
+    ] {
+        let body = serde_json::json!({ "query": "{ volumes { id } }", k: "abc" });
+        assert_eq!(gql(&rs, &body.to_string()).class(), Destructive, "{k}");
+    }
+    let c = classify(
+        &rs,
+        "GET",
+        "/graphql?query=%7Bvolumes%7Bid%7D%7D&operationId=abc",
+        &[],
+        None,
+    );
+    assert_eq!(c.class(), Destructive);
+    // One spelling, with the usual members, is one reading with its resource.
+    let body = serde_json::json!({ "query": delete, "variables": { "volumeId": "vol-stg-1" } });
+    let c = gql(&rs, &body.to_string());
+    assert_eq!(c.operations[0].resource_id.as_deref(), Some("vol-stg-1"));
+    assert!(c.notes.is_empty(), "{:?}", c.notes);
+}
+
+#[test]
+fn bypass_refused_path_under_the_endpoint_counts_privilege_fields() {
+    let rs = cloud();
+    let ct = [("content-type", "application/json")];
+    let body = json("mutation { apiTokenCreate(input: {projectId: \"p\"}) { token } }");
+    for p in ["/graphql/a%2fb", "/graphql/v2/a%2fb", "/graphql%2fx"] {
+        assert!(rs.needs_body("POST", p, &headers(&ct)), "{p}");
+        let c = classify(&rs, "POST", p, &ct, Some(body.as_bytes()));
+        assert_eq!(c.class(), Privilege, "{p}: {c:?}");
+        // Several readings reach the endpoint; its body is counted once.
+        assert_eq!(actions(&c), [UNCLASSIFIABLE, "apiTokenCreate"], "{p}");
+    }
+}
+
+#[test]
+fn bypass_unmatched_below_destructive_keeps_what_the_endpoint_cannot_classify() {
+    let text = include_str!("../../../rules/cloud-graphql.toml")
+        .replace("unmatched = \"destructive\"", "unmatched = \"read\"");
+    let rs = RuleSet::from_toml(&text, Path::new("t.toml")).unwrap();
+    let post = |p: &str, ct: &str, body: &[u8]| {
+        classify(&rs, "POST", p, &[("content-type", ct)], Some(body))
+    };
+    let q = "{ volumes { id } }";
+    let stored = serde_json::json!({ "query": q, "documentId": "abc" }).to_string();
+    let big = json(&format!("{q} # {}", "x".repeat(2 << 20)));
+    for (ct, body) in [
+        ("application/json", stored.as_bytes()),
+        (
+            "application/json",
+            b"{\"query\": \"mutation {\"}".as_slice(),
+        ),
+        ("application/json", big.as_bytes()),
+        ("multipart/form-data; boundary=x", b"--x--\r\n".as_slice()),
+    ] {
+        let c = post("/graphql/x", ct, body);
+        assert_eq!(c.class(), Destructive, "{ct}: {c:?}");
+        assert!(actions(&c).contains(&UNCLASSIFIABLE), "{ct}");
+    }
+    // An ordinary query there is still a read.
+    assert_eq!(
+        post("/graphql/x", "application/json", json(q).as_bytes()).class(),
+        Read
+    );
+}
+
+#[test]
+fn bypass_compressed_body_counts_every_privilege_field() {
+    // Airlock does not decode bodies; the upstream does, and could run anything in it.
+    let rs = cloud();
+    let body = b"\x1f\x8b\x08\x00not really gzip";
+    for enc in ["gzip", "br", "identity, gzip", "GZIP"] {
+        let c = classify(
+            &rs,
+            "POST",
+            "/graphql",
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", enc),
+            ],
+            Some(body),
+        );
+        assert_eq!(c.class(), Privilege, "{enc}: {c:?}");
+        let a = actions(&c);
+        assert_eq!(a[0], UNCLASSIFIABLE);
+        for f in ["apiTokenCreate", "apiTokenDelete", "projectMemberAdd"] {
+            assert!(a.contains(&f), "{enc}: {f}");
+        }
+        assert!(
+            c.notes.iter().any(|n| n.contains("send it uncompressed")),
+            "{:?}",
+            c.notes
+        );
+    }
+    let c = classify(
+        &rs,
+        "POST",
+        "/graphql",
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "identity"),
+        ],
+        Some(json("{ volumes { id } }").as_bytes()),
+    );
+    assert_eq!(c.class(), Read);
+}
+
+#[test]
+fn endpoint_paths_are_classified_once() {
+    // `/graphql/v2` is an endpoint and also under `/graphql`; `/graphql/v2.json` reaches both.
+    let rs = cloud();
+    let ct = [("content-type", "application/json")];
+    let body = json("mutation { apiTokenCreate(input: {projectId: \"p\"}) { token } }");
+    let c = classify(&rs, "POST", "/graphql/v2", &ct, Some(body.as_bytes()));
+    assert_eq!(actions(&c), ["apiTokenCreate"]);
+    assert!(c.notes.is_empty(), "{:?}", c.notes);
+    let c = classify(&rs, "POST", "/graphql/v2.json", &ct, Some(body.as_bytes()));
+    assert_eq!(actions(&c), ["unclassified", "apiTokenCreate"], "{c:?}");
+}
+
+#[test]
+fn semicolon_parameters_in_a_large_body_stay_cheap() {
+    // Splitting on `;` once more must not compare each value with every earlier one.
+    let rs = cloud();
+    let mut body = String::new();
+    let mut i = 0;
+    while body.len() < (1 << 20) - 32 {
+        body.push_str(&format!("id={i};"));
+        i += 1;
+    }
+    let c = classify(
+        &rs,
+        "POST",
+        &format!("/graphql?{}", &body[..64 << 10]),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(format!("query=%7Bvolumes%7Bid%7D%7D;{body}").as_bytes()),
+    );
+    assert_eq!(c.class(), Destructive);
+    // Nor each stored-document reference with each `query`.
+    let pair = format!(
+        "query=%7Bvolumes%7Bid%7D%7D&documentId={}&",
+        sha256_hex("{volumes{id}}")
+    );
+    let body = pair.repeat((1 << 20) / pair.len());
+    let c = classify(
+        &rs,
+        "POST",
+        "/graphql",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(c.class(), Destructive);
+}
+
+#[test]
+fn ordinary_graphql_requests_stay_reads() {
+    let rs = cloud();
+    let q = "query Q($id: ID!) { volume(id: $id) { id } }";
+    let plain =
+        serde_json::json!({ "query": q, "variables": { "id": "v1" }, "operationName": "Q" });
+    let apq = serde_json::json!({
+        "query": q, "variables": { "id": "v1" }, "operationName": "Q",
+        "extensions": { "persistedQuery": { "version": 1, "sha256Hash": sha256_hex(q) } },
+    });
+    let first = serde_json::json!({ "query": "query($first: Int) { volumes(first: $first) { id } }", "variables": { "first": 10 } });
+    for body in [plain, apq, first] {
+        let c = gql(&rs, &body.to_string());
+        assert_eq!(c.class(), Read, "{body}");
+        assert!(c.notes.is_empty(), "{:?}", c.notes);
+    }
+    let c = classify(
+        &rs,
+        "GET",
+        "/graphql?query=query%20Q(%24id%3AID!)%7Bvolume(id%3A%24id)%7Bid%7D%7D&variables=%7B%22id%22%3A%22v1%22%7D",
+        &[],
+        None,
+    );
+    assert_eq!(c.class(), Read);
+    assert_eq!(c.operations[0].resource_id.as_deref(), Some("v1"));
+}

@@ -295,3 +295,186 @@ fn garbled_override_does_not_hide_the_request_line() {
     );
     assert_eq!(actions(&c), ["list", UNCLASSIFIABLE]);
 }
+
+#[test]
+fn bypass_overlong_and_iis_escapes() {
+    // `%C0%AE` is an overlong `.`: a lenient decoder (old Tomcat, IIS) climbs to `/admin`.
+    let rs = rest();
+    for p in [
+        "/v1/volumes/%C0%AE%C0%AE/%C0%AE%C0%AE/admin",
+        "/v1/volumes/%E0%80%AE%E0%80%AE/%E0%80%AE%E0%80%AE/admin",
+        "/v1/volumes/%F0%80%80%AE%F0%80%80%AE/%F0%80%80%AE%F0%80%80%AE/admin",
+        "/v1/volumes/%u002e%u002e/%u002e%u002e/admin",
+        "/v1/volumes/7%C0%AF..%C0%AF..%C0%AFadmin",
+    ] {
+        let c = classify(&rs, "GET", p, &[], None);
+        assert_eq!(c.class(), Privilege, "{p}: {c:?}");
+        assert_eq!(actions(&c), [UNCLASSIFIABLE, "admin"], "{p}");
+    }
+    assert_eq!(class(&rs, "GET", "/v1/volumes/%FF"), Destructive);
+    // Escaped UTF-8 is still an ordinary path.
+    let c = classify(&rs, "GET", "/v1/volumes/caf%C3%A9", &[], None);
+    assert_eq!(c.class(), Read);
+    assert_eq!(c.operations[0].resource_id.as_deref(), Some("café"));
+}
+
+#[test]
+fn bypass_format_suffix_reaches_the_bare_route() {
+    // Rails `(.:format)` and Spring suffix matching route `/tokens.json` to `/tokens`.
+    let rs = rest();
+    for p in [
+        "/admin.json",
+        "/v1/tokens.json",
+        "/v1/users/7/roles.xml",
+        "/v1/users/7/roles.",
+        "/v1/users/7/roles%2e",
+    ] {
+        assert_eq!(class(&rs, "GET", p), Privilege, "{p}");
+    }
+    let c = classify(&rs, "GET", "/v1/tokens.json", &[], None);
+    assert_eq!(actions(&c), ["list", "tokens"]);
+    assert!(c.notes[0].contains("`/v1/tokens`"), "{:?}", c.notes);
+    // Ordinary dotted ids keep their one operation and resource.
+    for (p, id) in [
+        ("/v1/domains/example.com", "example.com"),
+        ("/v1/volumes/7.json", "7.json"),
+    ] {
+        let c = classify(&rs, "GET", p, &[], None);
+        assert_eq!(actions(&c), ["get"], "{p}");
+        assert_eq!(c.operations[0].resource_id.as_deref(), Some(id));
+    }
+    // A suffixless reading that no rule covers adds nothing.
+    let rs = RuleSet::from_toml(
+        "[[rule]]\nmethod = \"GET\"\npath = \"/static/app.js\"\naction = \"asset\"\nclass = \"read\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(class(&rs, "GET", "/static/app.js"), Read);
+}
+
+#[test]
+fn bypass_override_headers_spelt_with_underscores() {
+    // CGI, PHP, Rack and WSGI fold `X_HTTP_METHOD_OVERRIDE` into the same variable as
+    // `X-HTTP-Method-Override`.
+    let rs = rest();
+    for h in [
+        "X_HTTP_METHOD_OVERRIDE",
+        "x_http_method",
+        "X-HTTP_Method-Override",
+        "x_method_override",
+    ] {
+        let c = classify(&rs, "POST", "/v1/volumes/7", &[(h, "DELETE")], None);
+        assert_eq!(c.class(), Destructive, "{h}");
+        assert_eq!(c.effective_method, "DELETE", "{h}");
+    }
+    let c = classify(
+        &rs,
+        "POST",
+        "/v1/volumes/7",
+        &[("x_other_header", "DELETE")],
+        None,
+    );
+    assert_eq!(c.class(), Write);
+}
+
+#[test]
+fn bypass_semicolon_separated_method_override() {
+    let rs = rest();
+    let c = classify(&rs, "GET", "/v1/volumes/7?a=1;_method=DELETE", &[], None);
+    assert_eq!(c.class(), Destructive);
+    let ct = [("content-type", "application/x-www-form-urlencoded")];
+    let c = classify(
+        &rs,
+        "POST",
+        "/v1/volumes/7",
+        &ct,
+        Some(b"a=1;_method=DELETE"),
+    );
+    assert_eq!(c.class(), Destructive);
+}
+
+#[test]
+#[ignore = "known gap: Laravel reads `_method` from a JSON body; seeing it needs every JSON POST buffered"]
+fn gap_method_override_in_a_json_body() {
+    let rs = rest();
+    let c = classify(
+        &rs,
+        "POST",
+        "/v1/volumes/7",
+        &[("content-type", "application/json")],
+        Some(br#"{"_method": "DELETE"}"#),
+    );
+    assert_eq!(c.class(), Destructive);
+}
+
+#[test]
+fn many_semicolon_separated_overrides_stay_cheap_and_bounded() {
+    // Splitting on `;` must not compare each value with every earlier one, and each bad
+    // `_method` must not add an operation of its own (a policy decision each).
+    let rs = rest();
+    let mut body = String::new();
+    let mut i = 0;
+    while body.len() < (1 << 20) - 32 {
+        body.push_str(&format!("_method={i};"));
+        i += 1;
+    }
+    let ct = [("content-type", "application/x-www-form-urlencoded")];
+    let c = classify(&rs, "POST", "/v1/volumes/7", &ct, Some(body.as_bytes()));
+    assert_eq!(c.class(), Destructive);
+    assert!(c.operations.len() <= 20, "{}", c.operations.len());
+    assert!(
+        c.notes.iter().any(|n| n.contains("only the first 16")),
+        "{:?}",
+        c.notes
+    );
+    let c = classify(
+        &rs,
+        "GET",
+        &format!("/v1/volumes/7?{}", &body[..64 << 10]),
+        &[],
+        None,
+    );
+    assert_eq!(c.class(), Destructive);
+    assert!(c.operations.len() <= 20, "{}", c.operations.len());
+    // A few overrides are still each read: `PUT;_method=1` and `1` are no methods.
+    let c = classify(
+        &rs,
+        "POST",
+        "/v1/volumes/7",
+        &ct,
+        Some(b"_method=PUT;_method=1&_method=DELETE"),
+    );
+    assert_eq!(c.effective_method, "DELETE");
+    assert_eq!(actions(&c), ["delete", UNCLASSIFIABLE, UNCLASSIFIABLE]);
+}
+
+#[test]
+fn bypass_format_suffix_that_changes_the_resource() {
+    // Rails deletes `db-prod` for `/v1/volumes/db-prod.x-staging`, which a `*-staging` glob
+    // would otherwise read as a staging volume.
+    let rs = rest();
+    let c = classify(&rs, "DELETE", "/v1/volumes/db-prod.x-staging", &[], None);
+    assert_eq!(c.class(), Destructive);
+    let ids: Vec<_> = c
+        .operations
+        .iter()
+        .map(|o| o.resource_id.as_deref())
+        .collect();
+    assert_eq!(ids, [Some("db-prod.x-staging"), Some("db-prod")], "{c:?}");
+    let c = classify(&rs, "PUT", "/v1/volumes/7.json", &[], None);
+    assert_eq!(actions(&c), ["update", "update"]);
+    // Reads keep their one resource.
+    let c = classify(&rs, "GET", "/v1/domains/example.com", &[], None);
+    assert_eq!(actions(&c), ["get"]);
+    assert!(c.notes.is_empty(), "{:?}", c.notes);
+}
+
+#[test]
+fn ordinary_rest_requests_stay_reads() {
+    let rs = rest();
+    for p in ["/v1/projects", "/v1/projects?page=2&per_page=50"] {
+        let c = classify(&rs, "GET", p, &[], None);
+        assert_eq!(actions(&c), ["list"], "{p}");
+        assert!(c.notes.is_empty(), "{p}: {:?}", c.notes);
+    }
+}
