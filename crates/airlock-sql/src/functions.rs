@@ -139,3 +139,16 @@ pub(crate) fn operator_is_builtin(parts: &[String]) -> bool {
         _ => false,
     }
 }
+
+/// `TABLESAMPLE` methods that ship with PostgreSQL (`system_rows` and `system_time` are
+/// contrib's): any other name is a handler function someone installed.
+const TABLESAMPLE: &[&str] = &["system", "bernoulli", "system_rows", "system_time"];
+
+/// Whether a `TABLESAMPLE` method named `parts` is a built-in one.
+pub(crate) fn tablesample_is_builtin(parts: &[String]) -> bool {
+    match parts {
+        [m] => TABLESAMPLE.contains(&m.as_str()),
+        [schema, m] if schema == "pg_catalog" => TABLESAMPLE.contains(&m.as_str()),
+        _ => false,
+    }
+}

@@ -97,6 +97,10 @@ fn parse_here(sql: &str, fingerprints: bool) -> Reply {
             Err(e) => return Err(format!("cannot scan: {e}")),
         }
     }
+    // Cheap test first: the ambiguity needs a backslash right before a quote.
+    if sql.contains("\\'") {
+        backslash_quote(sql)?;
+    }
     let parsed = pg_query::parse(sql).map_err(|e| format!("cannot parse: {e}"))?;
     if parsed.protobuf.stmts.is_empty() {
         return Err("no statement".to_string());
@@ -153,6 +157,36 @@ fn nesting_bound(sql: &str) -> Result<usize, pg_query::Error> {
         max = max.max(total);
     }
     Ok(max)
+}
+
+/// Refuses a standard string literal with a backslash before a quote (`'C:\'`). The parser
+/// reads strings as PostgreSQL does with `standard_conforming_strings` on (the default); a
+/// server where it is off reads `\'` as an escaped quote, so the string goes on and what
+/// followed it here (`'x\', $$'; DROP TABLE t; --$$`: one SELECT) runs as statements
+/// there. Escape strings (`E'...'`), dollar quotes and comments read the same either way.
+fn backslash_quote(sql: &str) -> Result<(), String> {
+    use pg_query::protobuf::Token;
+    let scanned = pg_query::scan(sql).map_err(|e| format!("cannot scan: {e}"))?;
+    for t in &scanned.tokens {
+        if t.token != Token::Sconst as i32 {
+            continue;
+        }
+        let raw = usize::try_from(t.start)
+            .ok()
+            .zip(usize::try_from(t.end).ok())
+            .and_then(|(s, e)| sql.get(s..e))
+            .unwrap_or_default();
+        // `'...'` and `N'...'` are standard strings; `E'...'` and `$$...$$` are not.
+        let standard = raw.starts_with('\'') || raw.starts_with("N'") || raw.starts_with("n'");
+        if standard && raw.contains("\\'") {
+            return Err(
+                "a string literal has a backslash before a quote, which a server with \
+                 standard_conforming_strings off reads differently"
+                    .to_string(),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The text of one statement: libpg_query gives byte offsets, and a length of 0 for the last

@@ -12,6 +12,7 @@ use airlock_classify::Operation;
 use airlock_core::OpClass;
 use protobuf::{AExprKind, AlterTableType, BoolExprType, ObjectType, SubLinkType};
 use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
 
 use pg_query::protobuf;
 
@@ -43,22 +44,64 @@ pub(crate) fn walk(stmt: &Value, safe_functions: &[String], max_depth: usize) ->
         max_depth,
         frames: Vec::new(),
         plan_only: false,
-        ctes: Vec::new(),
+        cte_scope: CteScope::default(),
+        besides_execute: None,
         out: Walked::default(),
     };
     w.value(stmt, 0);
     let mut out = w.out;
-    // A name that a WITH clause defines is not a table where it is read. A write target with
-    // that name is still the real table (a CTE cannot be written to), so only reads are dropped.
-    let ctes = w.ctes;
-    out.ops.retain(|o| {
-        !(o.resource_kind == "table"
-            && o.class == OpClass::Read
-            && o.resource_id
-                .as_deref()
-                .is_some_and(|id| ctes.iter().any(|c| c == id)))
-    });
+    // The proxy answers `EXECUTE name` with the operations it remembered for `name`, in place
+    // of this statement's; that is only right when running the prepared statement is all the
+    // statement does. Parameters that call functions or read tables (`EXECUTE
+    // p(set_config(...))`) or a statement around it (`CREATE TABLE x AS EXECUTE p`) would be
+    // lost, so then the name is withheld and the statement keeps its own class (destructive
+    // or higher).
+    if out.executes.is_some() && w.besides_execute.is_some() {
+        out.executes = None;
+        let note = "EXECUTE with more than a prepared statement to run (parameters that call \
+                    functions or read tables, or a statement around it): classified on its own"
+            .to_string();
+        if !out.notes.contains(&note) {
+            out.notes.push(note);
+        }
+    }
     out
+}
+
+/// A stack of CTE names with a count of each, so that a look-up does not walk the stack (a
+/// statement may define tens of thousands).
+#[derive(Default)]
+struct CteScope {
+    stack: Vec<String>,
+    count: HashMap<String, usize>,
+}
+
+impl CteScope {
+    fn len(&self) -> usize {
+        self.stack.len()
+    }
+
+    fn push(&mut self, name: String) {
+        *self.count.entry(name.clone()).or_default() += 1;
+        self.stack.push(name);
+    }
+
+    fn truncate(&mut self, len: usize) {
+        while self.stack.len() > len {
+            if let Some(name) = self.stack.pop() {
+                if let Some(n) = self.count.get_mut(&name) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.count.remove(&name);
+                    }
+                }
+            }
+        }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.count.contains_key(name)
+    }
 }
 
 struct Walker<'a> {
@@ -67,13 +110,19 @@ struct Walker<'a> {
     frames: Vec<Frame>,
     /// Inside `EXPLAIN` without `ANALYZE`: statements are planned, not run.
     plan_only: bool,
-    ctes: Vec<String>,
+    /// The names that enclosing WITH clauses define here, innermost last: an unqualified
+    /// reference to one of them reads the CTE, not a table. Scoped like PostgreSQL scopes them,
+    /// so that a table of the same name elsewhere in the statement is still reported.
+    cte_scope: CteScope,
+    /// The highest class of everything but `EXECUTE` itself (see [`walk`]).
+    besides_execute: Option<OpClass>,
     out: Walked,
 }
 
 impl Walker<'_> {
     fn raise(&mut self, class: OpClass) {
         self.out.class = Some(self.out.class.map_or(class, |c| c.max(class)));
+        self.besides_execute = Some(self.besides_execute.map_or(class, |c| c.max(class)));
     }
 
     fn note(&mut self, note: String) {
@@ -144,7 +193,10 @@ impl Walker<'_> {
         }
         match kind {
             "RangeVar" => {
-                if let Some(name) = range_var_name(body) {
+                let cte = str_field(body, "schemaname").is_none_or(str::is_empty)
+                    && str_field(body, "catalogname").is_none_or(str::is_empty)
+                    && str_field(body, "relname").is_some_and(|n| self.cte_scope.contains(n));
+                if let Some(name) = range_var_name(body).filter(|_| !cte) {
                     self.op("table", name, None);
                 }
                 return;
@@ -156,28 +208,61 @@ impl Walker<'_> {
                 return;
             }
             "FuncCall" => self.func_call(body),
-            "AExpr" => {
-                let name = strings(body.get("name"));
-                if !functions::operator_is_builtin(&name) {
-                    self.op("function", format!("operator {}", name.join(".")), None);
-                    self.raise(OpClass::Destructive);
-                    self.note(format!(
-                        "operator `{}` is not a built-in operator: it runs unseen code",
-                        name.join(".")
-                    ));
-                    if let Some(o) = self.out.ops.last_mut() {
-                        o.class = o.class.max(OpClass::Destructive);
+            // Operators run functions wherever they are named: in expressions, in
+            // `x op ANY (SELECT ...)`, in `ORDER BY x USING op`, in `EXCLUDE (c WITH op)`.
+            "AExpr" => self.operator(&strings(body.get("name"))),
+            "SubLink" => self.operator(&strings(body.get("oper_name"))),
+            "SortBy" => self.operator(&strings(body.get("use_op"))),
+            "Constraint" => {
+                let exclusions = body.get("exclusions").and_then(Value::as_array);
+                for e in exclusions.into_iter().flatten() {
+                    let Some(("List", pair)) = unwrap_node(e) else {
+                        continue;
+                    };
+                    let op = pair
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .and_then(|items| items.get(1))
+                        .and_then(unwrap_node);
+                    if let Some(("List", op)) = op {
+                        self.operator(&strings(op.get("items")));
                     }
                 }
             }
-            "CommonTableExpr" => {
-                if let Some(name) = str_field(body, "ctename") {
-                    self.ctes.push(name.to_string());
+            "RangeTableSample" => {
+                // A sampling method is a handler function looked up by name.
+                let method = strings(body.get("method"));
+                if !functions::tablesample_is_builtin(&method) {
+                    let dotted = method.join(".");
+                    self.note(format!(
+                        "TABLESAMPLE method `{dotted}` is not a built-in one: it runs unseen code"
+                    ));
+                    self.op(
+                        "function",
+                        format!("tablesample {dotted}"),
+                        Some(OpClass::Destructive),
+                    );
                 }
             }
             _ => {}
         }
         self.fields(body, depth);
+    }
+
+    /// An operator named `name` (empty: none named): a function call in disguise.
+    fn operator(&mut self, name: &[String]) {
+        if name.is_empty() || functions::operator_is_builtin(name) {
+            return;
+        }
+        let dotted = name.join(".");
+        self.note(format!(
+            "operator `{dotted}` is not a built-in operator: it runs unseen code"
+        ));
+        self.op(
+            "function",
+            format!("operator {dotted}"),
+            Some(OpClass::Destructive),
+        );
     }
 
     fn func_call(&mut self, body: &Map<String, Value>) {
@@ -211,7 +296,10 @@ impl Walker<'_> {
                 "{tag} under EXPLAIN without ANALYZE is only planned: read"
             ));
         }
-        if !wrapper {
+        if kind == "ExecuteStmt" {
+            // Not counted in `besides_execute`: the proxy may replace exactly this part.
+            self.out.class = Some(self.out.class.map_or(class, |c| c.max(class)));
+        } else if !wrapper {
             self.raise(class);
         }
         self.frames.push(Frame {
@@ -223,7 +311,7 @@ impl Walker<'_> {
         if kind == "ExplainStmt" && !explain_analyze(body) {
             self.plan_only = true;
         }
-        self.fields(body, depth);
+        self.statement_fields(kind, body, depth);
         self.plan_only = was_plan_only;
         self.frames.pop();
         if kind == "PrepareStmt" && self.frames.is_empty() {
@@ -235,6 +323,55 @@ impl Walker<'_> {
         if wrapper && self.out.class.is_none() {
             self.raise(OpClass::Read);
         }
+    }
+
+    /// Walks a statement's fields with the names its WITH clause defines in scope: a
+    /// non-recursive CTE is visible to the CTEs after it and to the statement's body (its own
+    /// body reads the table of that name), a recursive one to the whole statement. The target
+    /// of a DML statement or of `SELECT INTO` is always a table, whatever a WITH defines.
+    fn statement_fields(&mut self, kind: &str, body: &Map<String, Value>, depth: usize) {
+        let outer = self.cte_scope.len();
+        let target = match kind {
+            "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => Some("relation"),
+            "SelectStmt" => Some("into_clause"),
+            _ => None,
+        };
+        if let Some(v) = target.and_then(|f| body.get(f)) {
+            let scope = std::mem::take(&mut self.cte_scope);
+            self.value(v, depth);
+            self.cte_scope = scope;
+        }
+        if let Some(Value::Object(with)) = body.get("with_clause") {
+            let recursive = with.get("recursive").and_then(Value::as_bool) == Some(true);
+            let ctes = with.get("ctes").and_then(Value::as_array);
+            let name = |c: &Value| {
+                unwrap_node(c)
+                    .and_then(|(_, c)| str_field(c, "ctename"))
+                    .map(str::to_string)
+            };
+            if recursive {
+                for n in ctes.into_iter().flatten().filter_map(name) {
+                    self.cte_scope.push(n);
+                }
+            }
+            for c in ctes.into_iter().flatten() {
+                self.value(c, depth + 2);
+                if !recursive {
+                    if let Some(n) = name(c) {
+                        self.cte_scope.push(n);
+                    }
+                }
+            }
+        }
+        for (field, child) in body {
+            if field == "with_clause" || Some(field.as_str()) == target {
+                continue;
+            }
+            if matches!(child, Value::Array(_) | Value::Object(_)) {
+                self.value(child, depth);
+            }
+        }
+        self.cte_scope.truncate(outer);
     }
 
     /// The tag and the class of one statement node (not counting what is under it).
@@ -253,7 +390,28 @@ impl Walker<'_> {
                     fixed("SELECT", R)
                 }
             }
-            "InsertStmt" => fixed("INSERT", W),
+            "InsertStmt" => {
+                // An upsert fed from the target itself rewrites every row it has:
+                // `INSERT INTO t SELECT * FROM t ON CONFLICT (id) DO UPDATE SET a = 0`.
+                let upsert = b
+                    .get("on_conflict_clause")
+                    .and_then(|c| c.get("action"))
+                    .and_then(Value::as_i64)
+                    == Some(protobuf::OnConflictAction::OnconflictUpdate as i64);
+                let relname = target_relname(b);
+                if upsert
+                    && (reads_relation(b.get("select_stmt"), &relname, 0)
+                        || reads_relation(b.get("with_clause"), &relname, 0))
+                {
+                    self.note(
+                        "INSERT ... ON CONFLICT DO UPDATE fed from its own target can update every row: destructive"
+                            .to_string(),
+                    );
+                    fixed("INSERT", D)
+                } else {
+                    fixed("INSERT", W)
+                }
+            }
             "UpdateStmt" | "DeleteStmt" => {
                 let (tag, others) = if kind == "UpdateStmt" {
                     ("UPDATE", "from_clause")
@@ -261,10 +419,10 @@ impl Walker<'_> {
                     ("DELETE", "using_clause")
                 };
                 let target = Target::of(b, nonempty(b, others));
-                let restricted = b
-                    .get("where_clause")
-                    .and_then(unwrap_node)
-                    .is_some_and(|(k, e)| target.restricts(k, e));
+                let restricted = !self.self_join(b, others, &target)
+                    && b.get("where_clause")
+                        .and_then(unwrap_node)
+                        .is_some_and(|(k, e)| target.restricts(k, e));
                 if restricted {
                     fixed(tag, W)
                 } else {
@@ -276,23 +434,31 @@ impl Walker<'_> {
             }
             "MergeStmt" => {
                 let target = Target::of(b, true);
-                let restricted = b
-                    .get("join_condition")
-                    .and_then(unwrap_node)
-                    .is_some_and(|(k, e)| target.restricts(k, e));
-                let changes = b
-                    .get("merge_when_clauses")
-                    .and_then(Value::as_array)
-                    .is_some_and(|cs| {
-                        cs.iter().any(|c| {
-                            let t = unwrap_node(c)
-                                .and_then(|(_, c)| c.get("command_type"))
-                                .and_then(Value::as_i64);
-                            t == Some(protobuf::CmdType::CmdUpdate as i64)
-                                || t == Some(protobuf::CmdType::CmdDelete as i64)
-                        })
-                    });
-                if changes && !restricted {
+                let joined = !self.self_join(b, "source_relation", &target)
+                    && b.get("join_condition")
+                        .and_then(unwrap_node)
+                        .is_some_and(|(k, e)| target.restricts(k, e));
+                let clauses = b.get("merge_when_clauses").and_then(Value::as_array);
+                let unrestricted = clauses.into_iter().flatten().any(|c| {
+                    let Some((_, c)) = unwrap_node(c) else {
+                        return true;
+                    };
+                    let int = |f: &str| c.get(f).and_then(Value::as_i64);
+                    let command = int("command_type");
+                    let changes = command == Some(protobuf::CmdType::CmdUpdate as i64)
+                        || command == Some(protobuf::CmdType::CmdDelete as i64);
+                    let own = c
+                        .get("condition")
+                        .and_then(unwrap_node)
+                        .is_some_and(|(k, e)| target.restricts(k, e));
+                    // `WHEN NOT MATCHED BY SOURCE` acts on the target rows the join condition
+                    // does NOT match (every row, when the source is empty): only the clause's
+                    // own condition can restrict it.
+                    let by_source = int("match_kind")
+                        == Some(protobuf::MergeMatchKind::MergeWhenNotMatchedBySource as i64);
+                    changes && !(own || (joined && !by_source))
+                });
+                if unrestricted {
                     self.note("MERGE that updates or deletes with an unrestricted join condition: destructive".to_string());
                     fixed("MERGE", D)
                 } else {
@@ -391,8 +557,14 @@ impl Walker<'_> {
                 }
             }
             "CreatedbStmt" => {
-                self.named("CREATE DATABASE", W, "database", str_field(b, "dbname"));
-                fixed("CREATE DATABASE", W)
+                // `OWNER role`, like `CREATE SCHEMA ... AUTHORIZATION role`: ownership.
+                let class = if has_option(b.get("options"), &["owner"]) {
+                    P
+                } else {
+                    W
+                };
+                self.named("CREATE DATABASE", class, "database", str_field(b, "dbname"));
+                fixed("CREATE DATABASE", class)
             }
             "DropdbStmt" => {
                 self.named("DROP DATABASE", D, "database", str_field(b, "dbname"));
@@ -401,20 +573,72 @@ impl Walker<'_> {
             "CreateDomainStmt" => fixed("CREATE DOMAIN", W),
             "CompositeTypeStmt" => fixed("CREATE TYPE", W),
             "CreateEnumStmt" => fixed("CREATE TYPE", W),
-            "CreateRangeStmt" => fixed("CREATE TYPE", W),
+            "CreateRangeStmt" => {
+                // Support functions named here run later, inside other statements.
+                if has_option(b.get("params"), &["subtype_diff", "canonical"]) {
+                    self.note(
+                        "CREATE TYPE ... AS RANGE naming support functions: destructive"
+                            .to_string(),
+                    );
+                    fixed("CREATE TYPE", D)
+                } else {
+                    fixed("CREATE TYPE", W)
+                }
+            }
             "AlterEnumStmt" => fixed("ALTER TYPE", W),
-            "AlterTypeStmt" => fixed("ALTER TYPE", W),
+            "AlterTypeStmt" => {
+                // Replacing a type's I/O or support functions installs code that runs later.
+                let functions = [
+                    "receive",
+                    "send",
+                    "typmod_in",
+                    "typmod_out",
+                    "analyze",
+                    "subscript",
+                ];
+                if has_option(b.get("options"), &functions) {
+                    self.note("ALTER TYPE ... SET of a support function: destructive".to_string());
+                    fixed("ALTER TYPE", D)
+                } else {
+                    fixed("ALTER TYPE", W)
+                }
+            }
             "AlterDomainStmt" => {
-                // subtype 'X' drops a constraint, 'N'/'O' change NOT NULL/default.
-                let drop = str_field(b, "subtype") == Some("X");
+                // Subtype 'X' drops a constraint, 'N' drops NOT NULL, 'T' without a default
+                // drops the default: ALTER ... DROP is destructive. 'O' sets NOT NULL, 'T' with
+                // a default sets it, 'C'/'V' add/validate a constraint.
+                let drop = match str_field(b, "subtype") {
+                    Some("X" | "N") => true,
+                    Some("T") => b.get("def").is_none_or(Value::is_null),
+                    _ => false,
+                };
                 fixed("ALTER DOMAIN", if drop { D } else { W })
             }
             "CreateStatsStmt" => fixed("CREATE STATISTICS", W),
             "AlterStatsStmt" => fixed("ALTER STATISTICS", W),
             "CommentStmt" => fixed("COMMENT", W),
-            "RenameStmt" => fixed(&format!("ALTER {}", object_name(objtype("rename_type"))), W),
+            "RenameStmt" => {
+                let ot = objtype("rename_type");
+                let tag = format!("ALTER {}", object_name(ot));
+                match ot {
+                    // Roles and policies are who may do what.
+                    Some(ObjectType::ObjectRole | ObjectType::ObjectPolicy) => (tag, P),
+                    _ if routine(ot) => {
+                        self.note(routine_note(&tag));
+                        (tag, D)
+                    }
+                    _ => (tag, W),
+                }
+            }
             "AlterObjectSchemaStmt" => {
-                fixed(&format!("ALTER {}", object_name(objtype("object_type"))), W)
+                let ot = objtype("object_type");
+                let tag = format!("ALTER {}", object_name(ot));
+                if routine(ot) {
+                    self.note(routine_note(&tag));
+                    (tag, D)
+                } else {
+                    (tag, W)
+                }
             }
             "AlterObjectDependsStmt" => fixed("ALTER EXTENSION", W),
             "RefreshMatViewStmt" => fixed("REFRESH MATERIALIZED VIEW", W),
@@ -428,11 +652,23 @@ impl Walker<'_> {
             "CheckPointStmt" => fixed("CHECKPOINT", W),
             "AlterCollationStmt" => fixed("ALTER COLLATION", W),
             "AlterDatabaseRefreshCollStmt" => fixed("ALTER DATABASE", W),
-            "AlterTSDictionaryStmt" => fixed("ALTER TEXT SEARCH DICTIONARY", W),
-            "AlterTSConfigurationStmt" => fixed("ALTER TEXT SEARCH CONFIGURATION", W),
+            "AlterTsdictionaryStmt" => fixed("ALTER TEXT SEARCH DICTIONARY", W),
+            "AlterTsconfigurationStmt" => {
+                let drop = b.get("kind").and_then(Value::as_i64)
+                    == Some(protobuf::AlterTsConfigType::AlterTsconfigDropMapping as i64);
+                fixed("ALTER TEXT SEARCH CONFIGURATION", if drop { D } else { W })
+            }
             "AlterTableSpaceOptionsStmt" => fixed("ALTER TABLESPACE", W),
             "AlterTableMoveAllStmt" => fixed("ALTER TABLE", W),
-            "CreateForeignTableStmt" => fixed("CREATE FOREIGN TABLE", W),
+            "ReplicaIdentityStmt" => fixed("ALTER TABLE", W),
+            "CreateForeignTableStmt" => {
+                if has_option(b.get("options"), SERVER_FILE_OPTIONS) {
+                    self.note(server_file_note());
+                    fixed("CREATE FOREIGN TABLE", D)
+                } else {
+                    fixed("CREATE FOREIGN TABLE", W)
+                }
+            }
             "ImportForeignSchemaStmt" => fixed("IMPORT FOREIGN SCHEMA", W),
             // Code the proxy cannot see, or that runs later on its own.
             "DoStmt" => {
@@ -458,7 +694,7 @@ impl Walker<'_> {
             "CreateExtensionStmt" => fixed("CREATE EXTENSION", D),
             "AlterExtensionStmt" | "AlterExtensionContentsStmt" => fixed("ALTER EXTENSION", D),
             "DefineStmt" => fixed(&format!("CREATE {}", object_name(objtype("kind"))), D),
-            "CreatePLangStmt" => fixed("CREATE LANGUAGE", D),
+            "CreatePlangStmt" => fixed("CREATE LANGUAGE", D),
             "CreateTransformStmt" => fixed("CREATE TRANSFORM", D),
             "CreateAmStmt" => fixed("CREATE ACCESS METHOD", D),
             "CreateOpClassStmt" => fixed("CREATE OPERATOR CLASS", D),
@@ -468,7 +704,7 @@ impl Walker<'_> {
             "CreateTableSpaceStmt" => fixed("CREATE TABLESPACE", D),
             "DropTableSpaceStmt" => fixed("DROP TABLESPACE", D),
             "DropSubscriptionStmt" => fixed("DROP SUBSCRIPTION", D),
-            "PLAssignStmt" | "ReturnStmt" => fixed("PL/pgSQL", D),
+            "PlassignStmt" | "ReturnStmt" => fixed("PL/pgSQL", D),
             // Who may do what, and how later statements are interpreted.
             "CreateRoleStmt" => {
                 self.named("CREATE ROLE", P, "role", str_field(b, "role"));
@@ -515,7 +751,25 @@ impl Walker<'_> {
                 (other.trim_end_matches("Stmt").to_uppercase(), D)
             }
         };
-        let (tag, class) = result;
+        let (tag, mut class) = result;
+        // Rows of the system catalogues are roles, grants, owners, settings (`UPDATE
+        // pg_settings` runs set_config) and the definitions of everything: writing them is
+        // changing who may do what (a superuser may).
+        let writes_catalog = match kind {
+            "CopyStmt" => {
+                b.get("is_from").and_then(Value::as_bool) == Some(true)
+                    && catalog_target(b.get("relation"))
+            }
+            "TruncateStmt" => b
+                .get("relations")
+                .and_then(Value::as_array)
+                .is_some_and(|rs| rs.iter().any(|r| catalog_target(Some(r)))),
+            _ => is_dml(kind) && catalog_target(b.get("relation")),
+        };
+        if writes_catalog {
+            self.note(format!("{tag} writes a system catalogue: privilege"));
+            class = class.max(P);
+        }
         if !top && is_dml(kind) {
             self.note(format!(
                 "{tag} nested inside another statement (e.g. in a WITH clause): destructive"
@@ -523,6 +777,28 @@ impl Walker<'_> {
             return (tag, D.max(class));
         }
         (tag, class)
+    }
+
+    /// Whether the relations joined to the target (`others`: FROM, USING, a MERGE source)
+    /// include the target table itself, directly, in a subquery or through a CTE of the
+    /// statement. Every row then matches itself (`DELETE FROM t USING t t2 WHERE t.id =
+    /// t2.id`), so no join condition restricts.
+    fn self_join(&mut self, b: &Map<String, Value>, others: &str, target: &Target) -> bool {
+        let joined = match b.get(others) {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(_) => true,
+        };
+        let itself = joined
+            && (target.reads_target(b.get(others))
+                || reads_relation(b.get("with_clause"), &target.relname, 0));
+        if itself {
+            self.note(format!(
+                "the target `{}` is joined to itself: a join condition cannot restrict it",
+                target.relname
+            ));
+        }
+        itself
     }
 
     /// Records an operation on a named object that is not a RangeVar.
@@ -594,6 +870,23 @@ impl Walker<'_> {
                     | T::AtEnableReplicaRule
                     | T::AtDisableRule,
                 ) => OpClass::Destructive,
+                // `DROP NOT NULL` and `DROP DEFAULT` (a default set to nothing): ALTER ... DROP.
+                Some(T::AtDropNotNull) => OpClass::Destructive,
+                Some(T::AtColumnDefault) if c.get("def").is_none_or(Value::is_null) => {
+                    OpClass::Destructive
+                }
+                Some(T::AtGenericOptions | T::AtAlterColumnGenericOptions)
+                    if has_option(c.get("def"), SERVER_FILE_OPTIONS) =>
+                {
+                    self.note(server_file_note());
+                    OpClass::Destructive
+                }
+                // Whose rights a view runs with, and whether it guards against leaky functions.
+                Some(T::AtSetRelOptions | T::AtResetRelOptions | T::AtReplaceRelOptions)
+                    if has_option(c.get("def"), &["security_invoker", "security_barrier"]) =>
+                {
+                    OpClass::Privilege
+                }
                 Some(
                     T::AtChangeOwner
                     | T::AtEnableRowSecurity
@@ -643,6 +936,19 @@ impl Walker<'_> {
             .and_then(|k| i32::try_from(k).ok())
             .and_then(|k| K::try_from(k).ok());
         let (tag, class) = match kind {
+            // `READ WRITE` lifts a read-only default (`default_transaction_read_only`), like
+            // `SET TRANSACTION READ WRITE`.
+            Some(K::TransStmtBegin | K::TransStmtStart) if read_write(b) => {
+                self.note(
+                    "a transaction started READ WRITE changes a setting: privilege".to_string(),
+                );
+                let tag = if kind == Some(K::TransStmtBegin) {
+                    "BEGIN"
+                } else {
+                    "START TRANSACTION"
+                };
+                (tag, OpClass::Privilege)
+            }
             Some(K::TransStmtBegin) => ("BEGIN", OpClass::Read),
             Some(K::TransStmtStart) => ("START TRANSACTION", OpClass::Read),
             Some(K::TransStmtCommit) => ("COMMIT", OpClass::Read),
@@ -675,6 +981,51 @@ pub(crate) fn execute_note(name: &str) -> String {
     )
 }
 
+/// file_fdw's options: a foreign table with them reads a server file, or runs a program on
+/// the server, every time it is scanned (like `COPY ... FROM 'file' | PROGRAM`).
+const SERVER_FILE_OPTIONS: &[&str] = &["filename", "program"];
+
+fn server_file_note() -> String {
+    "foreign table options `filename`/`program` read server files or run programs: destructive"
+        .to_string()
+}
+
+/// Functions, procedures, aggregates and operators: renaming one or moving it to another
+/// schema puts code under a name later calls may resolve to (even a safe-listed one).
+fn routine(ot: Option<ObjectType>) -> bool {
+    use ObjectType as O;
+    matches!(
+        ot,
+        Some(
+            O::ObjectFunction
+                | O::ObjectProcedure
+                | O::ObjectRoutine
+                | O::ObjectAggregate
+                | O::ObjectOperator
+        )
+    )
+}
+
+fn routine_note(tag: &str) -> String {
+    format!("{tag} puts code under a name later calls may resolve to: destructive")
+}
+
+/// Whether a list of options (`DefElem`s, or a `List` of them) names one of `names`.
+fn has_option(v: Option<&Value>, names: &[&str]) -> bool {
+    let items = match v {
+        Some(Value::Array(a)) => Some(a),
+        Some(v) => match unwrap_node(v) {
+            Some(("List", l)) => l.get("items").and_then(Value::as_array),
+            _ => None,
+        },
+        None => None,
+    };
+    items.into_iter().flatten().any(|o| {
+        matches!(unwrap_node(o), Some(("DefElem", d))
+            if str_field(d, "defname").is_some_and(|n| names.contains(&n)))
+    })
+}
+
 fn is_dml(kind: &str) -> bool {
     matches!(
         kind,
@@ -691,6 +1042,12 @@ struct Target {
     /// Whether other relations (FROM, USING, a MERGE source) are in scope: then an unqualified
     /// column may be theirs or the target's.
     others: bool,
+    /// The names WITH clauses anywhere in the statement define: a reference to one may read
+    /// no table at all.
+    ctes: HashSet<String>,
+    /// The target's name and the names of the statement's CTEs that read it (`WITH c AS
+    /// (SELECT id FROM t) DELETE FROM t WHERE id IN (SELECT c.id FROM c)`).
+    sources: HashSet<String>,
 }
 
 /// The columns of an expression that may belong to the target.
@@ -702,6 +1059,18 @@ struct Cols {
     /// Whether at least one column certainly is the target's (qualified, or unqualified with
     /// no other relation in scope).
     definite: bool,
+    /// Whether the target's whole row is referenced (`t`, `t.*`, `row_to_json(t)`): then every
+    /// column may be.
+    whole_row: bool,
+}
+
+impl Cols {
+    /// Whether these columns may carry everything `other`'s do (`id + x` and `id`, `t` and
+    /// `id`): a comparison of the two can then hold for every row.
+    fn covers(&self, other: &Cols) -> bool {
+        !other.possible.is_empty()
+            && (self.whole_row || other.possible.iter().all(|c| self.possible.contains(c)))
+    }
 }
 
 impl Target {
@@ -719,17 +1088,53 @@ impl Target {
                 }
             }
         }
+        let mut bodies = Vec::new();
+        b.values().for_each(|v| cte_bodies(v, &mut bodies, 0));
+        let ctes: HashSet<String> = bodies.iter().map(|(n, _)| n.to_string()).collect();
+        // CTEs that read the target, directly or through one another: a walk over "is read
+        // by" from the target.
+        let mut readers: HashMap<String, Vec<&str>> = HashMap::new();
+        for (name, body) in &bodies {
+            let mut read = HashSet::new();
+            relations_read(body, &mut read, 0);
+            for r in read {
+                readers.entry(r).or_default().push(name);
+            }
+        }
+        let mut sources = HashSet::from([relname.clone()]);
+        let mut queue = vec![relname.clone()];
+        while let Some(r) = queue.pop() {
+            for c in readers.get(&r).into_iter().flatten() {
+                if sources.insert(c.to_string()) {
+                    queue.push(c.to_string());
+                }
+            }
+        }
         Target {
             relname,
             names,
             others,
+            ctes,
+            sources,
         }
+    }
+
+    /// Whether a subtree reads the target table, directly or through a CTE.
+    fn reads_target(&self, v: Option<&Value>) -> bool {
+        v.is_some_and(|v| reads_any(v, &self.sources, 0))
     }
 
     /// Whether the expression (node `kind` with body `e`) is a condition that can be false for
     /// some rows of the target: it must depend on the target's columns, and not in a way that is
     /// true for every row (`x = x`, `OR true`). Anything not understood does not restrict.
     fn restricts(&self, kind: &str, e: &Map<String, Value>) -> bool {
+        self.varies(kind, e, false)
+    }
+
+    /// Whether the condition can be false for some rows because of their data, or, when
+    /// `negated`, whether it can be true for some (its negation restricts). The two differ for
+    /// `AND`, `OR` and complements: `id = 5 AND false` restricts, its negation does not.
+    fn varies(&self, kind: &str, e: &Map<String, Value>, negated: bool) -> bool {
         match kind {
             "BoolExpr" => {
                 let args: Vec<(&str, &Map<String, Value>)> = e
@@ -738,12 +1143,20 @@ impl Target {
                     .map(|a| a.iter().filter_map(unwrap_node).collect())
                     .unwrap_or_default();
                 let op = e.get("boolop").and_then(Value::as_i64).unwrap_or(0);
-                if op == BoolExprType::AndExpr as i64 {
-                    args.iter().any(|(k, a)| self.restricts(k, a))
-                } else if op == BoolExprType::OrExpr as i64 {
-                    !args.is_empty() && args.iter().all(|(k, a)| self.restricts(k, a))
-                } else if op == BoolExprType::NotExpr as i64 {
-                    args.len() == 1 && args.iter().all(|(k, a)| self.restricts(k, a))
+                let and = op == BoolExprType::AndExpr as i64;
+                let or = op == BoolExprType::OrExpr as i64;
+                if op == BoolExprType::NotExpr as i64 {
+                    return args.len() == 1
+                        && args.iter().all(|(k, a)| self.varies(k, a, !negated));
+                }
+                if (and && !negated) || (or && negated) {
+                    // One operand that can be false makes the AND false.
+                    args.iter().any(|(k, a)| self.varies(k, a, negated))
+                } else if (or && !negated) || (and && negated) {
+                    // An OR is false only where every operand is; `x OR NOT x` never is.
+                    !args.is_empty()
+                        && !has_complements(&args)
+                        && args.iter().all(|(k, a)| self.varies(k, a, negated))
                 } else {
                     false
                 }
@@ -752,44 +1165,168 @@ impl Target {
                 let k = e.get("kind").and_then(Value::as_i64).unwrap_or(0);
                 let left = self.columns(e.get("lexpr"));
                 let right = self.columns(e.get("rexpr"));
-                if !(left.definite || right.definite) {
+                // A subquery of the target may return every row's value: `id =
+                // ANY(ARRAY(SELECT x.id FROM t x))`.
+                if self.reads_target(e.get("lexpr")) || self.reads_target(e.get("rexpr")) {
                     return false;
                 }
-                if left.possible == right.possible {
-                    // `x = x`, `x = x + 0`, `x = (SELECT x)`: both sides may move together.
-                    return false;
-                }
-                !(is_like(k, e) && only_percent(e.get("rexpr")))
+                // `x op ALL (array)` holds for every row when the array is empty, and so does
+                // the negation of `x op ANY (array)`: `id <> ALL($1)` with `'{}'` bound.
+                let vacuous = (k == AExprKind::AexprOpAll as i64 && !negated)
+                    || (k == AExprKind::AexprOpAny as i64 && negated);
+                // A pattern match restricts only against a literal pattern (`LIKE $1` may be
+                // bound to '%').
+                let pattern_ok = !is_like(k, e) || pattern_restricts(e.get("rexpr"));
+                self.compares(&left, &right)
+                    && pattern_ok
+                    && !(vacuous && self.may_be_empty(e.get("rexpr")))
             }
-            "NullTest" | "BooleanTest" => self.columns(e.get("arg")).definite,
+            "NullTest" => self.nullable(e.get("arg"), 0),
+            "BooleanTest" => {
+                use protobuf::BoolTestType as B;
+                let t = e.get("booltesttype").and_then(Value::as_i64).unwrap_or(0);
+                let arg = e.get("arg").and_then(unwrap_node);
+                if t == B::IsTrue as i64 || t == B::IsNotFalse as i64 {
+                    arg.is_some_and(|(k, a)| self.varies(k, a, negated))
+                } else if t == B::IsFalse as i64 || t == B::IsNotTrue as i64 {
+                    arg.is_some_and(|(k, a)| self.varies(k, a, !negated))
+                } else {
+                    // IS [NOT] UNKNOWN: whether it is NULL.
+                    self.nullable(e.get("arg"), 0)
+                }
+            }
             "ColumnRef" => self.columns_of_ref(e).definite,
             "FuncCall" => self.columns(e.get("args")).definite,
             "TypeCast" => e
                 .get("arg")
                 .and_then(unwrap_node)
-                .is_some_and(|(k, a)| self.restricts(k, a)),
+                .is_some_and(|(k, a)| self.varies(k, a, negated)),
             "CurrentOfExpr" => true,
             "SubLink" => {
                 let t = e.get("sub_link_type").and_then(Value::as_i64).unwrap_or(0);
                 // A subquery that reads the target itself (`id IN (SELECT id FROM t)`) can
                 // select every row.
-                if reads_relation(e.get("subselect"), &self.relname, 0) {
+                if self.reads_target(e.get("subselect")) {
                     return false;
                 }
+                let any = t == SubLinkType::AnySublink as i64;
+                let all = t == SubLinkType::AllSublink as i64;
                 if t == SubLinkType::ExistsSublink as i64 {
-                    // Correlated EXISTS: the subquery names a column of the target, qualified.
-                    let inner = Target {
-                        relname: self.relname.clone(),
-                        names: self.names.clone(),
-                        others: true,
-                    };
-                    inner.columns(e.get("subselect")).definite
-                } else if t == SubLinkType::AnySublink as i64 || t == SubLinkType::AllSublink as i64
-                {
-                    self.columns(e.get("testexpr")).definite
+                    self.correlated_exists(e.get("subselect"), negated)
+                } else if any || all {
+                    // `id NOT IN (SELECT 1 WHERE false)`: over no rows, ALL (and NOT ANY)
+                    // holds for every row. A subquery that reads no table may be empty
+                    // whatever the data.
+                    if ((all && !negated) || (any && negated))
+                        && !self.reads_table(e.get("subselect"), 0)
+                    {
+                        return false;
+                    }
+                    // `id IN (SELECT t.id FROM u)` is `id = id`: compare with what the
+                    // subquery returns.
+                    let left = self.columns(e.get("testexpr"));
+                    left.definite && self.compares(&left, &self.output_columns(e.get("subselect")))
                 } else {
                     false
                 }
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a comparison of `left` with `right` restricts: a certain target column on one
+    /// side, and neither side able to carry everything the other does (`x = x`, `x = x + 0`,
+    /// `x = (SELECT x)`, `x = (SELECT y FROM (SELECT t.x AS y) s)` may hold for every row).
+    fn compares(&self, left: &Cols, right: &Cols) -> bool {
+        (left.definite || right.definite) && !left.covers(right) && !right.covers(left)
+    }
+
+    /// A correlated `EXISTS`: its subquery's WHERE restricts the target's rows (`EXISTS
+    /// (SELECT 1 FROM u WHERE u.id = t.uid)`; under NOT, the WHERE must be able to hold).
+    /// Not when the subquery always returns a row whatever its WHERE (an aggregate without
+    /// GROUP BY, `HAVING`, a set operation).
+    fn correlated_exists(&self, subselect: Option<&Value>, negated: bool) -> bool {
+        let Some(("SelectStmt", s)) = subselect.and_then(unwrap_node) else {
+            return false;
+        };
+        let set_operation = s.get("larg").is_some_and(|l| !l.is_null());
+        let having = s.get("having_clause").is_some_and(|h| !h.is_null());
+        let groups = s.get("group_clause").and_then(Value::as_array);
+        // `GROUP BY ()` and grouping sets make one group even of no rows.
+        let grouping_set = groups
+            .into_iter()
+            .flatten()
+            .any(|x| matches!(unwrap_node(x), Some(("GroupingSet", _))));
+        let grouped = groups.is_some_and(|g| !g.is_empty());
+        let may_aggregate = !grouped && calls_function(s.get("target_list"), 0);
+        if set_operation || having || grouping_set || may_aggregate {
+            return false;
+        }
+        let inner = Target {
+            relname: self.relname.clone(),
+            names: self.names.clone(),
+            others: true,
+            ctes: self.ctes.clone(),
+            sources: self.sources.clone(),
+        };
+        s.get("where_clause")
+            .and_then(unwrap_node)
+            .is_some_and(|(k, w)| inner.varies(k, w, negated))
+    }
+
+    /// Whether an array operand may be empty whatever the target's data: a literal, a
+    /// parameter, `ARRAY[]`, or an expression of those (`'{}'`, `$1`), not `ARRAY[...]` with
+    /// elements, nor one that reads columns or tables. Literal values are not read, so a
+    /// normalised text (with parameters) is classed like its texts or more dangerously.
+    fn may_be_empty(&self, v: Option<&Value>) -> bool {
+        match v.and_then(unwrap_node) {
+            Some(("AArrayExpr", a)) => a
+                .get("elements")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty),
+            Some(("TypeCast", t)) => self.may_be_empty(t.get("arg")),
+            _ => !mentions(v, "ColumnRef", 0) && !self.reads_table(v, 0),
+        }
+    }
+
+    /// Whether a subtree reads a table (a relation that is not a CTE of the statement).
+    fn reads_table(&self, v: Option<&Value>, depth: usize) -> bool {
+        let Some(v) = v else {
+            return false;
+        };
+        if depth > 2000 {
+            return false;
+        }
+        match v {
+            Value::Array(a) => a.iter().any(|x| self.reads_table(Some(x), depth + 1)),
+            Value::Object(m) => {
+                if let Some(("RangeVar", r)) = wrapped(m) {
+                    let qualified = !str_field(r, "schemaname").unwrap_or_default().is_empty();
+                    let name = str_field(r, "relname").unwrap_or_default();
+                    return qualified || !self.ctes.contains(name);
+                }
+                m.values().any(|x| self.reads_table(Some(x), depth + 1))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the value (`NullTest`'s argument) can be NULL for some rows and not others
+    /// because of the target's data: a target column, or a built-in operator over one (NULL
+    /// in, NULL out), through casts. `(id IS NULL) IS NOT NULL` is never NULL; a function's
+    /// strictness is unknown, so a function does not count.
+    fn nullable(&self, v: Option<&Value>, depth: usize) -> bool {
+        if depth > 2000 {
+            return false;
+        }
+        match v.and_then(unwrap_node) {
+            Some(("ColumnRef", c)) => self.columns_of_ref(c).definite,
+            Some(("TypeCast", t)) => self.nullable(t.get("arg"), depth + 1),
+            Some(("AIndirection", i)) => self.nullable(i.get("arg"), depth + 1),
+            Some(("AExpr", a))
+                if a.get("kind").and_then(Value::as_i64) == Some(AExprKind::AexprOp as i64) =>
+            {
+                self.nullable(a.get("lexpr"), depth + 1) || self.nullable(a.get("rexpr"), depth + 1)
             }
             _ => false,
         }
@@ -807,6 +1344,39 @@ impl Target {
         out
     }
 
+    /// The columns a subquery's rows may carry: everything but its own WHERE and HAVING,
+    /// which only filter (its FROM counts: `(SELECT x FROM (SELECT t.id AS x) s)`).
+    fn output_columns(&self, v: Option<&Value>) -> Cols {
+        let mut out = Cols::default();
+        match v.and_then(unwrap_node) {
+            Some(("SelectStmt", s)) => self.select_outputs(s, &mut out, 0),
+            _ => {
+                if let Some(v) = v {
+                    self.collect_columns(v, &mut out, 0);
+                }
+            }
+        }
+        out.possible.sort();
+        out.possible.dedup();
+        out
+    }
+
+    fn select_outputs(&self, s: &Map<String, Value>, out: &mut Cols, depth: usize) {
+        if depth > 2000 {
+            out.whole_row = true;
+            return;
+        }
+        for (field, v) in s {
+            match (field.as_str(), v) {
+                ("where_clause" | "having_clause", _) => {}
+                ("larg" | "rarg", Value::Object(branch)) => {
+                    self.select_outputs(branch, out, depth + 1);
+                }
+                _ => self.collect_columns(v, out, depth + 1),
+            }
+        }
+    }
+
     fn collect_columns(&self, v: &Value, out: &mut Cols, depth: usize) {
         // The statement walk has its own depth limit; this bound only keeps the recursion finite.
         if depth > 2000 {
@@ -821,6 +1391,7 @@ impl Target {
                     let one = self.columns_of_ref(c);
                     out.possible.extend(one.possible);
                     out.definite |= one.definite;
+                    out.whole_row |= one.whole_row;
                     return;
                 }
                 m.values()
@@ -832,41 +1403,323 @@ impl Target {
 
     fn columns_of_ref(&self, c: &Map<String, Value>) -> Cols {
         let fields = strings(c.get("fields"));
+        let star = c.get("fields").and_then(Value::as_array).is_some_and(|f| {
+            f.iter()
+                .any(|x| matches!(unwrap_node(x), Some(("AStar", _))))
+        });
         match fields.as_slice() {
+            // `tableoid` is the same for every row of a table: comparing it restricts nothing.
+            [.., name] if name == "tableoid" => Cols::default(),
+            // `t` or `t.*`: the target's whole row (or a column named like the table).
+            [name] if self.names.contains(name) => Cols {
+                possible: vec![name.clone()],
+                definite: true,
+                whole_row: true,
+            },
+            // `u.*`: another relation's row.
+            [_] if star => Cols::default(),
             [name] => Cols {
                 possible: vec![name.clone()],
                 definite: !self.others,
+                whole_row: false,
             },
             [.., qualifier, name] if self.names.contains(qualifier) => Cols {
                 possible: vec![name.clone()],
                 definite: true,
+                whole_row: false,
             },
             _ => Cols::default(),
         }
     }
 }
 
-/// Whether a subtree reads the table `relname` (a RangeVar with that name).
-fn reads_relation(v: Option<&Value>, relname: &str, depth: usize) -> bool {
+/// Whether two of the operands are each other's negation, so that their OR holds for every
+/// row (`x IS NULL OR x IS NOT NULL`, `d OR NOT d`, `a = 1 OR a <> 1`) and their AND for none.
+/// Constants compare equal to each other, whatever their values (so a normalised text with
+/// parameters is classed at least as dangerous as the text). Linear in the operands: each is
+/// reduced to a key, and each complement looked up among them.
+fn has_complements(args: &[(&str, &Map<String, Value>)]) -> bool {
+    let key = |kind: &str, body: &Map<String, Value>| {
+        let mut k = String::new();
+        canon_node(kind, body, &mut k, 0);
+        k
+    };
+    let keys: std::collections::HashSet<String> = args.iter().map(|(k, b)| key(k, b)).collect();
+    args.iter().any(|(kind, body)| {
+        negation(kind, body).is_some_and(|n| match unwrap_node(&n) {
+            Some((k, b)) => keys.contains(&key(k, b)),
+            None => false,
+        })
+    })
+}
+
+/// The condition that is true exactly where `kind`/`body` is false (NULLs aside), for the
+/// shapes [`has_complements`] knows: `NOT x` and `x`, `IS [NOT] NULL`, `IS [NOT] TRUE|FALSE|
+/// UNKNOWN`, `=`/`<>`, `<`/`>=`, `>`/`<=`, `[NOT] LIKE`, `IS [NOT] DISTINCT FROM`, `[NOT]
+/// BETWEEN`.
+fn negation(kind: &str, body: &Map<String, Value>) -> Option<Value> {
+    use protobuf::{BoolTestType as B, NullTestType as N};
+    let int = |f: &str| body.get(f).and_then(Value::as_i64).unwrap_or(0);
+    let mut flipped = body.clone();
+    match kind {
+        "BoolExpr" if int("boolop") == BoolExprType::NotExpr as i64 => {
+            return match body
+                .get("args")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+            {
+                Some([x]) => Some(x.clone()),
+                _ => None,
+            };
+        }
+        "NullTest" => {
+            let t = match int("nulltesttype") {
+                t if t == N::IsNull as i64 => N::IsNotNull,
+                t if t == N::IsNotNull as i64 => N::IsNull,
+                _ => return None,
+            };
+            flipped.insert("nulltesttype".to_string(), Value::from(t as i64));
+        }
+        "BooleanTest" => {
+            let pairs = [
+                (B::IsTrue, B::IsNotTrue),
+                (B::IsFalse, B::IsNotFalse),
+                (B::IsUnknown, B::IsNotUnknown),
+            ];
+            let t = int("booltesttype");
+            let other = pairs.iter().find_map(|(x, y)| {
+                if t == *x as i64 {
+                    Some(*y)
+                } else if t == *y as i64 {
+                    Some(*x)
+                } else {
+                    None
+                }
+            })?;
+            flipped.insert("booltesttype".to_string(), Value::from(other as i64));
+        }
+        "AExpr" => {
+            use AExprKind as K;
+            let kinds = [
+                (K::AexprDistinct, K::AexprNotDistinct),
+                (K::AexprBetween, K::AexprNotBetween),
+                (K::AexprBetweenSym, K::AexprNotBetweenSym),
+            ];
+            let k = int("kind");
+            let other_kind = kinds.iter().find_map(|(x, y)| {
+                if k == *x as i64 {
+                    Some(*y)
+                } else if k == *y as i64 {
+                    Some(*x)
+                } else {
+                    None
+                }
+            });
+            if let Some(other) = other_kind {
+                flipped.insert("kind".to_string(), Value::from(other as i64));
+                // `BETWEEN`'s name says which: "BETWEEN" or "NOT BETWEEN".
+                let names = strings(body.get("name"));
+                if let [n] = names.as_slice() {
+                    let negated = match n.strip_prefix("NOT ") {
+                        Some(positive) => positive.to_string(),
+                        None if n.contains("BETWEEN") => format!("NOT {n}"),
+                        None => n.clone(),
+                    };
+                    flipped.insert("name".to_string(), name_list(&negated));
+                }
+            } else {
+                let ops = [
+                    ("=", "<>"),
+                    ("<", ">="),
+                    (">", "<="),
+                    ("~~", "!~~"),
+                    ("~~*", "!~~*"),
+                    ("~", "!~"),
+                    ("~*", "!~*"),
+                ];
+                let names = strings(body.get("name"));
+                let [op] = names.as_slice() else {
+                    return None;
+                };
+                let other = ops.iter().find_map(|(x, y)| {
+                    if op == x {
+                        Some(*y)
+                    } else if op == y {
+                        Some(*x)
+                    } else {
+                        None
+                    }
+                })?;
+                flipped.insert("name".to_string(), name_list(other));
+            }
+        }
+        _ => return None,
+    }
+    Some(wrap(kind, Value::Object(flipped)))
+}
+
+/// `{"node": {kind: body}}`.
+fn wrap(kind: &str, body: Value) -> Value {
+    let mut inner = Map::new();
+    inner.insert(kind.to_string(), body);
+    let mut outer = Map::new();
+    outer.insert("node".to_string(), Value::Object(inner));
+    Value::Object(outer)
+}
+
+/// An operator's name as the parser writes it: a list of one `String` node.
+fn name_list(op: &str) -> Value {
+    let mut s = Map::new();
+    s.insert("sval".to_string(), Value::from(op));
+    Value::Array(vec![wrap("String", Value::Object(s))])
+}
+
+/// A key for a node that is the same for two expressions that differ only in where they are
+/// written and in the values of their constants.
+fn canon_node(kind: &str, body: &Map<String, Value>, out: &mut String, depth: usize) {
+    out.push_str(kind);
+    out.push('{');
+    canon_map(body, out, depth + 1);
+    out.push('}');
+}
+
+fn canon_map(m: &Map<String, Value>, out: &mut String, depth: usize) {
+    for (k, v) in m {
+        if k.ends_with("location") {
+            continue;
+        }
+        out.push_str(k);
+        out.push(':');
+        canon(v, out, depth + 1);
+        out.push(',');
+    }
+}
+
+fn canon(v: &Value, out: &mut String, depth: usize) {
+    if depth > 2000 {
+        // Too deep to tell apart: one key for all (they then count as the same expression,
+        // and a condition with complements does not restrict).
+        out.push('…');
+        return;
+    }
+    if constant(v) {
+        out.push('$');
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            out.push('{');
+            canon_map(m, out, depth + 1);
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for x in a {
+                canon(x, out, depth + 1);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A literal or a parameter, possibly with a sign (`-5` is one constant, `-$1` an operator
+/// applied to a parameter).
+fn constant(v: &Value) -> bool {
+    match v.as_object().and_then(wrapped) {
+        Some(("AConst" | "ParamRef", _)) => true,
+        Some(("AExpr", e)) => {
+            e.get("lexpr").is_none_or(Value::is_null)
+                && matches!(strings(e.get("name")).as_slice(), [op] if op == "-" || op == "+")
+                && e.get("rexpr").is_some_and(constant)
+        }
+        _ => false,
+    }
+}
+
+/// Whether a subtree calls a function (which may be an aggregate).
+fn calls_function(v: Option<&Value>, depth: usize) -> bool {
     let Some(v) = v else {
         return false;
     };
+    if depth > 2000 {
+        return true;
+    }
+    match v {
+        Value::Array(a) => a.iter().any(|x| calls_function(Some(x), depth + 1)),
+        Value::Object(m) => {
+            matches!(wrapped(m), Some(("FuncCall", _)))
+                || m.values().any(|x| calls_function(Some(x), depth + 1))
+        }
+        _ => false,
+    }
+}
+
+/// The name of a statement's target table (`relation`), as written without schema.
+fn target_relname(b: &Map<String, Value>) -> String {
+    b.get("relation")
+        .and_then(Value::as_object)
+        .and_then(|r| str_field(r, "relname"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Whether a statement's target (`relation`) is a system catalogue: `pg_catalog.x`, or an
+/// unqualified `pg_x`, which resolves to `pg_catalog` first.
+fn catalog_target(rel: Option<&Value>) -> bool {
+    let Some(Value::Object(rel)) = rel else {
+        return false;
+    };
+    let rel = match wrapped(rel) {
+        Some(("RangeVar", r)) => r,
+        _ => rel,
+    };
+    match str_field(rel, "schemaname").unwrap_or_default() {
+        "pg_catalog" => true,
+        "" => str_field(rel, "relname").is_some_and(|n| n.starts_with("pg_")),
+        _ => false,
+    }
+}
+
+/// Whether a subtree reads the table `relname` (a RangeVar with that name).
+fn reads_relation(v: Option<&Value>, relname: &str, depth: usize) -> bool {
+    v.is_some_and(|v| reads_any(v, &HashSet::from([relname.to_string()]), depth))
+}
+
+/// Whether a subtree reads a relation named one of `names` (a RangeVar, schema aside).
+fn reads_any(v: &Value, names: &HashSet<String>, depth: usize) -> bool {
     if depth > 2000 {
         // Too deep to tell: assume it does (the caller then does not count it as restricting).
         return true;
     }
     match v {
-        Value::Array(a) => a
-            .iter()
-            .any(|x| reads_relation(Some(x), relname, depth + 1)),
+        Value::Array(a) => a.iter().any(|x| reads_any(x, names, depth + 1)),
         Value::Object(m) => {
             if let Some(("RangeVar", r)) = wrapped(m) {
-                return str_field(r, "relname") == Some(relname);
+                return names.contains(str_field(r, "relname").unwrap_or_default());
             }
-            m.values()
-                .any(|x| reads_relation(Some(x), relname, depth + 1))
+            m.values().any(|x| reads_any(x, names, depth + 1))
         }
         _ => false,
+    }
+}
+
+/// The names of the relations a subtree reads (RangeVars, schema aside).
+fn relations_read(v: &Value, out: &mut HashSet<String>, depth: usize) {
+    if depth > 2000 {
+        return;
+    }
+    match v {
+        Value::Array(a) => a.iter().for_each(|x| relations_read(x, out, depth + 1)),
+        Value::Object(m) => {
+            if let Some(("RangeVar", r)) = wrapped(m) {
+                out.extend(str_field(r, "relname").map(str::to_string));
+                return;
+            }
+            m.values().for_each(|x| relations_read(x, out, depth + 1));
+        }
+        _ => {}
     }
 }
 
@@ -882,12 +1735,13 @@ fn is_like(kind: i64, e: &Map<String, Value>) -> bool {
         && matches!(strings(e.get("name")).as_slice(), [op] if op == "~~" || op == "~~*")
 }
 
-/// `LIKE '%'`: a pattern that matches every non-null value. A parameter may be bound to `'%'`
-/// (by an extended-protocol client, or in the normalised text the cache classifies in place of
-/// `LIKE 'abc'`), so it counts as matching everything; that keeps the classification monotone
-/// in constants (see `normalize`). Casts and `ESCAPE` (`like_escape(pattern, escape)`, and
-/// `similar_to_escape` for `SIMILAR TO`) are looked through.
-fn only_percent(v: Option<&Value>) -> bool {
+/// Whether a `LIKE` pattern restricts: a string literal (through casts and `ESCAPE`) other
+/// than `'%'`, `'%%'`, .... Anything else may match every non-null value: a parameter may be
+/// bound to `'%'` (by an extended-protocol client, or in the normalised text the cache
+/// classifies in place of `LIKE 'abc'`), and an expression may compute it (`'%' || ''`). That
+/// keeps the classification monotone in constants (see `normalize`). `ESCAPE` is
+/// `like_escape(pattern, escape)`, and `similar_to_escape` for `SIMILAR TO`.
+fn pattern_restricts(v: Option<&Value>) -> bool {
     match v.and_then(unwrap_node) {
         Some(("AConst", c)) => {
             let s = c
@@ -895,10 +1749,9 @@ fn only_percent(v: Option<&Value>) -> bool {
                 .and_then(|v| v.get("Sval"))
                 .and_then(|v| v.get("sval"))
                 .and_then(Value::as_str);
-            s.is_some_and(|s| !s.is_empty() && s.chars().all(|c| c == '%'))
+            s.is_some_and(|s| s.is_empty() || s.chars().any(|c| c != '%'))
         }
-        Some(("ParamRef", _)) => true,
-        Some(("TypeCast", t)) => only_percent(t.get("arg")),
+        Some(("TypeCast", t)) => pattern_restricts(t.get("arg")),
         Some(("FuncCall", f)) => {
             let escape = matches!(
                 strings(f.get("funcname")).as_slice(),
@@ -909,10 +1762,69 @@ fn only_percent(v: Option<&Value>) -> bool {
                 .get("args")
                 .and_then(Value::as_array)
                 .and_then(|a| a.first());
-            escape && only_percent(pattern)
+            escape && pattern_restricts(pattern)
         }
         _ => false,
     }
+}
+
+/// Whether a subtree contains a node of `kind`.
+fn mentions(v: Option<&Value>, kind: &str, depth: usize) -> bool {
+    let Some(v) = v else {
+        return false;
+    };
+    if depth > 2000 {
+        // Too deep to tell: not found (its one caller then does not count it as restricting).
+        return false;
+    }
+    match v {
+        Value::Array(a) => a.iter().any(|x| mentions(Some(x), kind, depth + 1)),
+        Value::Object(m) => {
+            wrapped(m).is_some_and(|(k, _)| k == kind)
+                || m.values().any(|x| mentions(Some(x), kind, depth + 1))
+        }
+        _ => false,
+    }
+}
+
+/// The name and query of every CTE in a subtree.
+fn cte_bodies<'v>(v: &'v Value, out: &mut Vec<(&'v str, &'v Value)>, depth: usize) {
+    if depth > 2000 {
+        return;
+    }
+    match v {
+        Value::Array(a) => a.iter().for_each(|x| cte_bodies(x, out, depth + 1)),
+        Value::Object(m) => {
+            if let Some(("CommonTableExpr", c)) = wrapped(m) {
+                if let (Some(name), Some(query)) = (str_field(c, "ctename"), c.get("ctequery")) {
+                    out.push((name, query));
+                }
+            }
+            m.values().for_each(|x| cte_bodies(x, out, depth + 1));
+        }
+        _ => {}
+    }
+}
+
+/// Whether a `BEGIN`/`START TRANSACTION` sets `transaction_read_only` to anything but on.
+fn read_write(b: &Map<String, Value>) -> bool {
+    let options = b.get("options").and_then(Value::as_array);
+    options.into_iter().flatten().any(|o| {
+        let Some(("DefElem", d)) = unwrap_node(o) else {
+            return false;
+        };
+        if str_field(d, "defname") != Some("transaction_read_only") {
+            return false;
+        }
+        let on = d
+            .get("arg")
+            .and_then(unwrap_node)
+            .and_then(|(_, c)| c.get("val"))
+            .and_then(|v| v.get("Ival"))
+            .and_then(|v| v.get("ival"))
+            .and_then(Value::as_i64);
+        on != Some(1)
+    })
 }
 
 fn explain_analyze(b: &Map<String, Value>) -> bool {

@@ -56,6 +56,16 @@ const TEMPLATES: &[&str] = &[
     "NOTIFY ch, {}",
     "DO {}",
     "SELECT abalance FROM pgbench_accounts WHERE aid = {};",
+    // Complements compare constants as equal whatever their values; ALL over a constant array
+    // may be vacuous; a LIKE pattern restricts only as a literal.
+    "DELETE FROM t WHERE (a = {}) OR NOT (a = {})",
+    "DELETE FROM t WHERE a < {} OR a >= -{}",
+    "DELETE FROM t WHERE a IS DISTINCT FROM {} OR a IS NOT DISTINCT FROM {}",
+    "DELETE FROM t WHERE id <> ALL({}) AND b = {}",
+    "DELETE FROM t WHERE NOT (id = ANY({}::int[]))",
+    "DELETE FROM t WHERE name LIKE {} || {}",
+    "DELETE FROM t WHERE NOT EXISTS (SELECT 1 WHERE {} = {} AND t.id = {})",
+    "MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED BY SOURCE AND t.a = {} THEN DELETE",
 ];
 
 /// A literal as a client would inline it, of the lexer's kind `kind`: 0 an integer, 1 another
