@@ -152,3 +152,26 @@ pub(crate) fn tablesample_is_builtin(parts: &[String]) -> bool {
         _ => false,
     }
 }
+
+/// Built-in functions that are strict (NULL when an argument is NULL) and never NULL
+/// otherwise on non-NULL arguments of ordinary values, so that `lower(email) IS NULL` is as
+/// restricting as `email IS NULL`. Not `nullif`, `coalesce`, `concat` and the like, whose
+/// NULLs do not follow their arguments'; not `substring(x FROM pattern)`-style regex forms
+/// either way (they only add NULLs, which is still a test that depends on the data).
+#[rustfmt::skip]
+const NULL_FOLLOWS_ARGUMENTS: &[&str] = &[
+    "lower", "upper", "initcap", "trim", "btrim", "ltrim", "rtrim", "length", "char_length",
+    "character_length", "octet_length", "abs", "date_trunc", "md5", "substr", "substring",
+    "replace", "reverse", "left", "right", "lpad", "rpad", "ceil", "ceiling", "floor", "round",
+    "trunc", "sign",
+];
+
+/// Whether `parts` names a built-in function whose result is NULL exactly when (some) argument
+/// is, treated like a built-in operator when deciding whether a value can be NULL.
+pub(crate) fn null_follows_arguments(parts: &[String]) -> bool {
+    match parts {
+        [name] => NULL_FOLLOWS_ARGUMENTS.contains(&name.as_str()),
+        [schema, name] if schema == "pg_catalog" => NULL_FOLLOWS_ARGUMENTS.contains(&name.as_str()),
+        _ => false,
+    }
+}

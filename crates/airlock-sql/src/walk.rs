@@ -12,7 +12,9 @@ use airlock_classify::Operation;
 use airlock_core::OpClass;
 use protobuf::{AExprKind, AlterTableType, BoolExprType, ObjectType, SubLinkType};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use pg_query::protobuf;
 
@@ -49,23 +51,21 @@ pub(crate) fn walk(stmt: &Value, safe_functions: &[String], max_depth: usize) ->
         out: Walked::default(),
     };
     w.value(stmt, 0);
-    let mut out = w.out;
     // The proxy answers `EXECUTE name` with the operations it remembered for `name`, in place
     // of this statement's; that is only right when running the prepared statement is all the
     // statement does. Parameters that call functions or read tables (`EXECUTE
     // p(set_config(...))`) or a statement around it (`CREATE TABLE x AS EXECUTE p`) would be
     // lost, so then the name is withheld and the statement keeps its own class (destructive
     // or higher).
-    if out.executes.is_some() && w.besides_execute.is_some() {
-        out.executes = None;
-        let note = "EXECUTE with more than a prepared statement to run (parameters that call \
-                    functions or read tables, or a statement around it): classified on its own"
-            .to_string();
-        if !out.notes.contains(&note) {
-            out.notes.push(note);
-        }
+    if w.out.executes.is_some() && w.besides_execute.is_some() {
+        w.out.executes = None;
+        w.note(
+            "EXECUTE with more than a prepared statement to run (parameters that call \
+             functions or read tables, or a statement around it): classified on its own"
+                .to_string(),
+        );
     }
-    out
+    w.out
 }
 
 /// A stack of CTE names with a count of each, so that a look-up does not walk the stack (a
@@ -392,7 +392,10 @@ impl Walker<'_> {
             }
             "InsertStmt" => {
                 // An upsert fed from the target itself rewrites every row it has:
-                // `INSERT INTO t SELECT * FROM t ON CONFLICT (id) DO UPDATE SET a = 0`.
+                // `INSERT INTO t SELECT * FROM t ON CONFLICT (id) DO UPDATE SET a = 0`. Only
+                // reads that make the source's rows count: its FROM lists (and its CTEs), not
+                // a scalar subquery in VALUES or the select list (`VALUES (1, (SELECT max(x)
+                // FROM t))` is one row) nor a WHERE, which only filters.
                 let upsert = b
                     .get("on_conflict_clause")
                     .and_then(|c| c.get("action"))
@@ -400,7 +403,7 @@ impl Walker<'_> {
                     == Some(protobuf::OnConflictAction::OnconflictUpdate as i64);
                 let relname = target_relname(b);
                 if upsert
-                    && (reads_relation(b.get("select_stmt"), &relname, 0)
+                    && (source_rows_read(b.get("select_stmt"), &relname, 0)
                         || reads_relation(b.get("with_clause"), &relname, 0))
                 {
                     self.note(
@@ -536,7 +539,22 @@ impl Walker<'_> {
                 _ => fixed("CREATE TABLE AS", W),
             },
             "IndexStmt" => fixed("CREATE INDEX", W),
-            "ViewStmt" => fixed("CREATE VIEW", W),
+            "ViewStmt" => {
+                // Replacing a view replaces its options: whose rights it runs with, and whether
+                // it guards against leaky functions, like `ALTER VIEW ... SET (...)`.
+                let replace = b.get("replace").and_then(Value::as_bool) == Some(true);
+                if replace
+                    && has_option(b.get("options"), &["security_invoker", "security_barrier"])
+                {
+                    self.note(
+                        "CREATE OR REPLACE VIEW setting security_invoker/security_barrier: privilege"
+                            .to_string(),
+                    );
+                    fixed("CREATE VIEW", P)
+                } else {
+                    fixed("CREATE VIEW", W)
+                }
+            }
             "CreateSeqStmt" => fixed("CREATE SEQUENCE", W),
             "AlterSeqStmt" => fixed("ALTER SEQUENCE", W),
             "CreateSchemaStmt" => {
@@ -604,14 +622,17 @@ impl Walker<'_> {
                 }
             }
             "AlterDomainStmt" => {
-                // Subtype 'X' drops a constraint, 'N' drops NOT NULL, 'T' without a default
-                // drops the default: ALTER ... DROP is destructive. 'O' sets NOT NULL, 'T' with
-                // a default sets it, 'C'/'V' add/validate a constraint.
-                let drop = match str_field(b, "subtype") {
-                    Some("X" | "N") => true,
-                    Some("T") => b.get("def").is_none_or(Value::is_null),
-                    _ => false,
-                };
+                // Subtype 'X' drops a constraint and 'N' drops NOT NULL: destructive, like
+                // `ALTER TABLE ... DROP CONSTRAINT`. 'T' sets or drops the default (`DROP
+                // DEFAULT` is `SET DEFAULT NULL`), 'O' sets NOT NULL, 'C'/'V' add/validate a
+                // constraint: write.
+                let drop = matches!(str_field(b, "subtype"), Some("X" | "N"));
+                if drop {
+                    self.note(
+                        "ALTER DOMAIN that drops a constraint (later writes may store what it refused): destructive"
+                            .to_string(),
+                    );
+                }
                 fixed("ALTER DOMAIN", if drop { D } else { W })
             }
             "CreateStatsStmt" => fixed("CREATE STATISTICS", W),
@@ -621,9 +642,14 @@ impl Walker<'_> {
                 let ot = objtype("rename_type");
                 let tag = format!("ALTER {}", object_name(ot));
                 match ot {
-                    // Roles and policies are who may do what.
-                    Some(ObjectType::ObjectRole | ObjectType::ObjectPolicy) => (tag, P),
-                    _ if routine(ot) => {
+                    // Roles and policies are who may do what; a database's name is what
+                    // connections (and the proxy's own rules) ask for.
+                    Some(
+                        ObjectType::ObjectRole
+                        | ObjectType::ObjectPolicy
+                        | ObjectType::ObjectDatabase,
+                    ) => (tag, P),
+                    _ if routine(ot) || ot == Some(ObjectType::ObjectSchema) => {
                         self.note(routine_note(&tag));
                         (tag, D)
                     }
@@ -633,7 +659,7 @@ impl Walker<'_> {
             "AlterObjectSchemaStmt" => {
                 let ot = objtype("object_type");
                 let tag = format!("ALTER {}", object_name(ot));
-                if routine(ot) {
+                if routine(ot) || ot == Some(ObjectType::ObjectExtension) {
                     self.note(routine_note(&tag));
                     (tag, D)
                 } else {
@@ -845,6 +871,41 @@ impl Walker<'_> {
                 .and_then(|s| i32::try_from(s).ok())
                 .and_then(|s| AlterTableType::try_from(s).ok());
             use AlterTableType as T;
+            let note = match subtype {
+                Some(T::AtDropConstraint | T::AtDropNotNull) => Some(
+                    "ALTER that drops a constraint (later writes may store what it refused): destructive",
+                ),
+                Some(
+                    T::AtEnableTrig
+                    | T::AtEnableAlwaysTrig
+                    | T::AtEnableReplicaTrig
+                    | T::AtDisableTrig
+                    | T::AtEnableTrigAll
+                    | T::AtDisableTrigAll
+                    | T::AtEnableTrigUser
+                    | T::AtDisableTrigUser
+                    | T::AtEnableRule
+                    | T::AtEnableAlwaysRule
+                    | T::AtEnableReplicaRule
+                    | T::AtDisableRule,
+                ) => Some("ALTER that switches triggers or rules: destructive"),
+                Some(
+                    T::AtDropColumn
+                    | T::AtAlterColumnType
+                    | T::AtDropExpression
+                    | T::AtDetachPartition
+                    | T::AtDetachPartitionFinalize
+                    | T::AtDropInherit
+                    | T::AtDropOf
+                    | T::AtDropIdentity
+                    | T::AtSetUnLogged,
+                ) => Some("ALTER that drops, detaches or rewrites data: destructive"),
+                None => Some("ALTER command not understood: destructive"),
+                _ => None,
+            };
+            if let Some(note) = note {
+                self.note(note.to_string());
+            }
             let c = match subtype {
                 Some(
                     T::AtDropColumn
@@ -870,11 +931,12 @@ impl Walker<'_> {
                     | T::AtEnableReplicaRule
                     | T::AtDisableRule,
                 ) => OpClass::Destructive,
-                // `DROP NOT NULL` and `DROP DEFAULT` (a default set to nothing): ALTER ... DROP.
+                // `DROP NOT NULL` relaxes a constraint, like `DROP CONSTRAINT` above: it loses no
+                // data, but lets later writes store what the schema refused, so both are
+                // destructive. `DROP DEFAULT` (a default set to nothing) is written like `SET
+                // DEFAULT NULL`, which is what it does: write (ORMs emit it for every new field
+                // with a default).
                 Some(T::AtDropNotNull) => OpClass::Destructive,
-                Some(T::AtColumnDefault) if c.get("def").is_none_or(Value::is_null) => {
-                    OpClass::Destructive
-                }
                 Some(T::AtGenericOptions | T::AtAlterColumnGenericOptions)
                     if has_option(c.get("def"), SERVER_FILE_OPTIONS) =>
                 {
@@ -898,12 +960,6 @@ impl Walker<'_> {
                 None => OpClass::Destructive,
             };
             class = class.max(c);
-        }
-        if class == OpClass::Destructive {
-            self.note(
-                "ALTER that drops or rewrites data, or switches triggers/rules: destructive"
-                    .to_string(),
-            );
         }
         class
     }
@@ -936,19 +992,13 @@ impl Walker<'_> {
             .and_then(|k| i32::try_from(k).ok())
             .and_then(|k| K::try_from(k).ok());
         let (tag, class) = match kind {
-            // `READ WRITE` lifts a read-only default (`default_transaction_read_only`), like
-            // `SET TRANSACTION READ WRITE`.
-            Some(K::TransStmtBegin | K::TransStmtStart) if read_write(b) => {
-                self.note(
-                    "a transaction started READ WRITE changes a setting: privilege".to_string(),
-                );
-                let tag = if kind == Some(K::TransStmtBegin) {
-                    "BEGIN"
-                } else {
-                    "START TRANSACTION"
-                };
-                (tag, OpClass::Privilege)
-            }
+            // Whatever its modes: `READ WRITE` is the default a plain `BEGIN` gets (psycopg 3
+            // sends `BEGIN READ WRITE` whenever `read_only` is False), and a read-only
+            // transaction is not a security boundary in PostgreSQL (the session may `SET
+            // default_transaction_read_only` anyway, which is classified on its own). The
+            // statements inside are classified one by one, so the mode grants nothing.
+            // `SET TRANSACTION ...` and `SET SESSION CHARACTERISTICS ...` stay privilege like
+            // every `SET`: they are `VariableSetStmt`s, whose rule does not look at values.
             Some(K::TransStmtBegin) => ("BEGIN", OpClass::Read),
             Some(K::TransStmtStart) => ("START TRANSACTION", OpClass::Read),
             Some(K::TransStmtCommit) => ("COMMIT", OpClass::Read),
@@ -991,7 +1041,9 @@ fn server_file_note() -> String {
 }
 
 /// Functions, procedures, aggregates and operators: renaming one or moving it to another
-/// schema puts code under a name later calls may resolve to (even a safe-listed one).
+/// schema puts code under a name later calls may resolve to (even a safe-listed one). So does
+/// renaming a schema (all its functions move) or moving an extension to another schema (see
+/// the `RenameStmt` and `AlterObjectSchemaStmt` rules).
 fn routine(ot: Option<ObjectType>) -> bool {
     use ObjectType as O;
     matches!(
@@ -1043,11 +1095,12 @@ struct Target {
     /// column may be theirs or the target's.
     others: bool,
     /// The names WITH clauses anywhere in the statement define: a reference to one may read
-    /// no table at all.
-    ctes: HashSet<String>,
+    /// no table at all. Shared (not copied) by the targets derived from this one, since a
+    /// statement may define tens of thousands.
+    ctes: Rc<HashSet<String>>,
     /// The target's name and the names of the statement's CTEs that read it (`WITH c AS
-    /// (SELECT id FROM t) DELETE FROM t WHERE id IN (SELECT c.id FROM c)`).
-    sources: HashSet<String>,
+    /// (SELECT id FROM t) DELETE FROM t WHERE id IN (SELECT c.id FROM c)`). Shared like `ctes`.
+    sources: Rc<HashSet<String>>,
 }
 
 /// The columns of an expression that may belong to the target.
@@ -1114,8 +1167,20 @@ impl Target {
             relname,
             names,
             others,
-            ctes,
-            sources,
+            ctes: Rc::new(ctes),
+            sources: Rc::new(sources),
+        }
+    }
+
+    /// The same target seen from inside a subquery, where other relations are in scope. Shares
+    /// the CTE sets: this runs once per `EXISTS`, and a statement may have thousands of both.
+    fn with_others(&self) -> Target {
+        Target {
+            relname: self.relname.clone(),
+            names: self.names.clone(),
+            others: true,
+            ctes: Rc::clone(&self.ctes),
+            sources: Rc::clone(&self.sources),
         }
     }
 
@@ -1166,7 +1231,27 @@ impl Target {
                 let left = self.columns(e.get("lexpr"));
                 let right = self.columns(e.get("rexpr"));
                 // A subquery of the target may return every row's value: `id =
-                // ANY(ARRAY(SELECT x.id FROM t x))`.
+                // ANY(ARRAY(SELECT x.id FROM t x))`. Not `id = (SELECT id FROM t WHERE
+                // status = 'queued' LIMIT 1)`: a value of a row its own condition selects.
+                if k == AExprKind::AexprOp as i64
+                    && !negated
+                    && matches!(strings(e.get("name")).as_slice(), [op] if op == "=")
+                {
+                    for (test, sub) in [("lexpr", "rexpr"), ("rexpr", "lexpr")] {
+                        let Some(("SubLink", l)) = e.get(sub).and_then(unwrap_node) else {
+                            continue;
+                        };
+                        if l.get("sub_link_type").and_then(Value::as_i64)
+                            != Some(SubLinkType::ExprSublink as i64)
+                        {
+                            continue;
+                        }
+                        if let Some(r) = self.self_subquery(e.get(test), l.get("subselect"), false)
+                        {
+                            return r;
+                        }
+                    }
+                }
                 if self.reads_target(e.get("lexpr")) || self.reads_target(e.get("rexpr")) {
                     return false;
                 }
@@ -1204,21 +1289,36 @@ impl Target {
             "CurrentOfExpr" => true,
             "SubLink" => {
                 let t = e.get("sub_link_type").and_then(Value::as_i64).unwrap_or(0);
-                // A subquery that reads the target itself (`id IN (SELECT id FROM t)`) can
-                // select every row.
+                let any = t == SubLinkType::AnySublink as i64;
+                let all = t == SubLinkType::AllSublink as i64;
+                // `id IN (SELECT id FROM t WHERE cond)`: the rows `cond` selects (`NOT IN`: the
+                // others, when it is not empty by its form).
+                let op = strings(e.get("oper_name"));
+                let equal = any && (op.is_empty() || op == ["="]);
+                let unequal = all && op == ["<>"];
+                if (equal || unequal) && !self.reads_target(e.get("testexpr")) {
+                    let excluded = negated != unequal;
+                    if let Some(r) =
+                        self.self_subquery(e.get("testexpr"), e.get("subselect"), excluded)
+                    {
+                        return r;
+                    }
+                }
+                // Any other subquery that reads the target itself (`id IN (SELECT id FROM
+                // t)`) can select every row.
                 if self.reads_target(e.get("subselect")) {
                     return false;
                 }
-                let any = t == SubLinkType::AnySublink as i64;
-                let all = t == SubLinkType::AllSublink as i64;
                 if t == SubLinkType::ExistsSublink as i64 {
                     self.correlated_exists(e.get("subselect"), negated)
                 } else if any || all {
                     // `id NOT IN (SELECT 1 WHERE false)`: over no rows, ALL (and NOT ANY)
                     // holds for every row. A subquery that reads no table may be empty
                     // whatever the data.
+                    // Nor may one whose form can make it empty: `LIMIT 0`, `WHERE false`, `EXCEPT`.
                     if ((all && !negated) || (any && negated))
-                        && !self.reads_table(e.get("subselect"), 0)
+                        && (!self.reads_table(e.get("subselect"), 0)
+                            || self.may_be_empty_query(e.get("subselect")))
                     {
                         return false;
                     }
@@ -1262,16 +1362,93 @@ impl Target {
         if set_operation || having || grouping_set || may_aggregate {
             return false;
         }
-        let inner = Target {
-            relname: self.relname.clone(),
-            names: self.names.clone(),
-            others: true,
-            ctes: self.ctes.clone(),
-            sources: self.sources.clone(),
-        };
+        // Under NOT, a subquery that is empty whatever the data (`LIMIT 0`, `FROM
+        // generate_series(1, 0)`) makes the condition hold for every row.
+        if negated && !self.rows_from_tables(s) {
+            return false;
+        }
+        let inner = self.with_others();
         s.get("where_clause")
             .and_then(unwrap_node)
             .is_some_and(|(k, w)| inner.varies(k, w, negated))
+    }
+
+    /// `col = (SELECT col2 FROM t [x] WHERE cond ...)` or `col IN (...)` (when `excluded`, `NOT
+    /// IN`) with the target table `t` alone in the subquery's FROM and the subquery never naming
+    /// the outer target (its unqualified columns are then the inner copy's): the rows `cond`
+    /// selects (`LIMIT`, `ORDER BY`, `FOR UPDATE SKIP LOCKED` only narrow them), so the
+    /// comparison restricts exactly when `cond` does, judged on the inner copy; under `NOT IN`,
+    /// when `cond` can hold and the subquery is not empty by its form. `None` when the shape is
+    /// not this one (then a subquery reading the target restricts nothing).
+    fn self_subquery(
+        &self,
+        test: Option<&Value>,
+        subselect: Option<&Value>,
+        excluded: bool,
+    ) -> Option<bool> {
+        let Some(("ColumnRef", tc)) = test.and_then(unwrap_node) else {
+            return None;
+        };
+        let tested = self.columns_of_ref(tc);
+        if !tested.definite || tested.whole_row {
+            return None;
+        }
+        let Some(("SelectStmt", s)) = subselect.and_then(unwrap_node) else {
+            return None;
+        };
+        let present = |f: &str| s.get(f).is_some_and(|v| !v.is_null());
+        if present("larg") || present("with_clause") || nonempty(s, "values_lists") {
+            return None;
+        }
+        let [from] = s.get("from_clause").and_then(Value::as_array)?.as_slice() else {
+            return None;
+        };
+        let Some(("RangeVar", r)) = unwrap_node(from) else {
+            return None;
+        };
+        let relname = str_field(r, "relname").unwrap_or_default();
+        let qualified = !str_field(r, "schemaname").unwrap_or_default().is_empty();
+        if relname != self.relname || (!qualified && self.ctes.contains(relname)) {
+            return None;
+        }
+        let visible = r
+            .get("alias")
+            .and_then(Value::as_object)
+            .and_then(|a| str_field(a, "aliasname"))
+            .unwrap_or(relname)
+            .to_string();
+        // The one output: a column of the inner copy.
+        let [out] = s.get("target_list").and_then(Value::as_array)?.as_slice() else {
+            return None;
+        };
+        let Some(("ResTarget", rt)) = unwrap_node(out) else {
+            return None;
+        };
+        let Some(("ColumnRef", oc)) = rt.get("val").and_then(unwrap_node) else {
+            return None;
+        };
+        let inner = Target {
+            relname: self.relname.clone(),
+            names: vec![visible.clone()],
+            others: false,
+            ctes: Rc::clone(&self.ctes),
+            sources: Rc::clone(&self.sources),
+        };
+        let output = inner.columns_of_ref(oc);
+        if !output.definite || output.whole_row {
+            return None;
+        }
+        // Correlated: a name of the outer target (other than the inner copy's) anywhere inside.
+        let outer_only: Vec<&String> = self.names.iter().filter(|n| **n != visible).collect();
+        if s.values().any(|v| names_qualifier(Some(v), &outer_only, 0)) {
+            return None;
+        }
+        let cond = s.get("where_clause").and_then(unwrap_node);
+        Some(if excluded {
+            self.rows_from_tables(s) && cond.is_some_and(|(k, w)| inner.varies(k, w, true))
+        } else {
+            cond.is_some_and(|(k, w)| inner.varies(k, w, false))
+        })
     }
 
     /// Whether an array operand may be empty whatever the target's data: a literal, a
@@ -1285,7 +1462,136 @@ impl Target {
                 .and_then(Value::as_array)
                 .is_none_or(Vec::is_empty),
             Some(("TypeCast", t)) => self.may_be_empty(t.get("arg")),
+            // `ARRAY(SELECT ...)`: empty when the subquery is.
+            Some(("SubLink", l))
+                if l.get("sub_link_type").and_then(Value::as_i64)
+                    == Some(SubLinkType::ArraySublink as i64) =>
+            {
+                !self.reads_table(l.get("subselect"), 0)
+                    || self.may_be_empty_query(l.get("subselect"))
+            }
             _ => !mentions(v, "ColumnRef", 0) && !self.reads_table(v, 0),
+        }
+    }
+
+    /// Whether a subquery may be empty because of how it is written rather than because of the
+    /// data, where that would make a condition hold for every row (`NOT IN`, `<> ALL`): it is
+    /// not, only when it is a plain SELECT of rows from tables ([`Target::rows_from_tables`])
+    /// whose WHERE, if any, can hold (it depends on the subquery's own tables, and is not
+    /// `false` or `x AND false`).
+    fn may_be_empty_query(&self, v: Option<&Value>) -> bool {
+        let Some(("SelectStmt", s)) = v.and_then(unwrap_node) else {
+            return true;
+        };
+        if !self.rows_from_tables(s) {
+            return true;
+        }
+        let own = self.own_tables(s);
+        s.get("where_clause")
+            .and_then(unwrap_node)
+            .is_some_and(|(k, w)| !own.varies(k, w, true))
+    }
+
+    /// Whether a subquery's rows come only from tables, so that it is empty only because of the
+    /// data: a plain SELECT (no set operation, `OFFSET`, `HAVING` or `WITH`, no `LIMIT` but a
+    /// positive integer literal) whose FROM
+    /// is made of tables (not CTEs, functions, subqueries or samples) and joins of them (an
+    /// inner join only on a condition that can hold). No FROM is one row.
+    fn rows_from_tables(&self, s: &Map<String, Value>) -> bool {
+        let present = |f: &str| s.get(f).is_some_and(|v| !v.is_null());
+        // `LIMIT 1` (Django writes it in every `Exists`) keeps a row if there is one; `LIMIT 0`,
+        // `LIMIT $1` (bound to 0) or an expression may not.
+        let positive_limit = s
+            .get("limit_count")
+            .and_then(unwrap_node)
+            .and_then(|(k, c)| (k == "AConst").then_some(c))
+            .and_then(|c| c.get("val"))
+            .and_then(|v| v.get("Ival"))
+            .and_then(|v| v.get("ival"))
+            .and_then(Value::as_i64)
+            .is_some_and(|n| n > 0);
+        if present("larg")
+            || (present("limit_count") && !positive_limit)
+            || present("limit_offset")
+            || present("having_clause")
+            || present("with_clause")
+            || nonempty(s, "values_lists")
+        {
+            return false;
+        }
+        let own = self.own_tables(s);
+        let from = s.get("from_clause").and_then(Value::as_array);
+        from.into_iter()
+            .flatten()
+            .all(|f| self.item_of_tables(f, &own, 0))
+    }
+
+    fn item_of_tables(&self, v: &Value, own: &Target, depth: usize) -> bool {
+        if depth > 200 {
+            return false;
+        }
+        match unwrap_node(v) {
+            Some(("RangeVar", r)) => {
+                let qualified = !str_field(r, "schemaname").unwrap_or_default().is_empty();
+                qualified
+                    || !self
+                        .ctes
+                        .contains(str_field(r, "relname").unwrap_or_default())
+            }
+            Some(("JoinExpr", j)) => {
+                let sides = [j.get("larg"), j.get("rarg")]
+                    .into_iter()
+                    .all(|x| x.is_some_and(|x| self.item_of_tables(x, own, depth + 1)));
+                let outer = j.get("jointype").and_then(Value::as_i64).is_some_and(|t| {
+                    t == protobuf::JoinType::JoinLeft as i64
+                        || t == protobuf::JoinType::JoinRight as i64
+                        || t == protobuf::JoinType::JoinFull as i64
+                });
+                // An outer join keeps the rows of its preserved side whatever its condition.
+                let condition = outer
+                    || j.get("quals")
+                        .and_then(unwrap_node)
+                        .is_none_or(|(k, q)| own.varies(k, q, true));
+                sides && condition
+            }
+            _ => false,
+        }
+    }
+
+    /// The tables in a subquery's FROM seen as the target of its conditions: a condition on
+    /// their columns can hold for some of their rows.
+    fn own_tables(&self, s: &Map<String, Value>) -> Target {
+        let mut names = Vec::new();
+        let mut tables = 0;
+        let mut stack: Vec<&Value> = s
+            .get("from_clause")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        while let Some(v) = stack.pop() {
+            match unwrap_node(v) {
+                Some(("RangeVar", r)) => {
+                    tables += 1;
+                    names.extend(str_field(r, "relname").map(str::to_string));
+                    if let Some(Value::Object(alias)) = r.get("alias") {
+                        names.extend(str_field(alias, "aliasname").map(str::to_string));
+                    }
+                }
+                Some(("JoinExpr", j)) => {
+                    stack.extend(j.get("larg"));
+                    stack.extend(j.get("rarg"));
+                    tables += 2;
+                }
+                _ => tables += 2,
+            }
+        }
+        Target {
+            relname: self.relname.clone(),
+            names,
+            // Unqualified columns are the one table's, or the outer statement's.
+            others: tables > 1,
+            ctes: Rc::clone(&self.ctes),
+            sources: Rc::clone(&self.sources),
         }
     }
 
@@ -1312,9 +1618,10 @@ impl Target {
     }
 
     /// Whether the value (`NullTest`'s argument) can be NULL for some rows and not others
-    /// because of the target's data: a target column, or a built-in operator over one (NULL
-    /// in, NULL out), through casts. `(id IS NULL) IS NOT NULL` is never NULL; a function's
-    /// strictness is unknown, so a function does not count.
+    /// because of the target's data: a target column, or a built-in operator or one of a few
+    /// strict built-in functions (`lower`, `trim`, ...) over one (NULL in, NULL out), through
+    /// casts. `(id IS NULL) IS NOT NULL` is never NULL; other functions' strictness is unknown
+    /// (`coalesce`, `nullif`), so they do not count.
     fn nullable(&self, v: Option<&Value>, depth: usize) -> bool {
         if depth > 2000 {
             return false;
@@ -1327,6 +1634,22 @@ impl Target {
                 if a.get("kind").and_then(Value::as_i64) == Some(AExprKind::AexprOp as i64) =>
             {
                 self.nullable(a.get("lexpr"), depth + 1) || self.nullable(a.get("rexpr"), depth + 1)
+            }
+            // A strict built-in like `lower(email)`: NULL exactly when an argument is. Not an
+            // aggregate or window call of it (`... OVER ()`, `FILTER`, `*`).
+            Some(("FuncCall", f))
+                if functions::null_follows_arguments(&strings(f.get("funcname")))
+                    && ["over", "agg_filter"]
+                        .iter()
+                        .all(|x| f.get(*x).is_none_or(Value::is_null))
+                    && f.get("agg_star").and_then(Value::as_bool) != Some(true)
+                    && !nonempty(f, "agg_order") =>
+            {
+                f.get("args")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|a| self.nullable(Some(a), depth + 1))
             }
             _ => false,
         }
@@ -1436,31 +1759,50 @@ impl Target {
 /// Whether two of the operands are each other's negation, so that their OR holds for every
 /// row (`x IS NULL OR x IS NOT NULL`, `d OR NOT d`, `a = 1 OR a <> 1`) and their AND for none.
 /// Constants compare equal to each other, whatever their values (so a normalised text with
-/// parameters is classed at least as dangerous as the text). Linear in the operands: each is
-/// reduced to a key, and each complement looked up among them.
+/// parameters is classed at least as dangerous as the text). Each operand that has a negation
+/// is reduced to the key of that negation, and only the operands of a kind some negation has
+/// are reduced to keys to look them up among: one call costs the size of those operands. It is
+/// not linear in the whole condition: [`Target::varies`] calls it again for every nested
+/// AND/OR, so an operand nested `d` levels deep may be keyed `d` times (`d` is bounded by the
+/// parser's nesting limit), but nothing is copied except the one node a negation changes.
 fn has_complements(args: &[(&str, &Map<String, Value>)]) -> bool {
     let key = |kind: &str, body: &Map<String, Value>| {
         let mut k = String::new();
         canon_node(kind, body, &mut k, 0);
         k
     };
-    let keys: std::collections::HashSet<String> = args.iter().map(|(k, b)| key(k, b)).collect();
-    args.iter().any(|(kind, body)| {
-        negation(kind, body).is_some_and(|n| match unwrap_node(&n) {
-            Some((k, b)) => keys.contains(&key(k, b)),
-            None => false,
-        })
-    })
+    let negations: Vec<Cow<'_, Value>> = args
+        .iter()
+        .filter_map(|(kind, body)| negation(kind, body))
+        .collect();
+    if negations.is_empty() {
+        return false;
+    }
+    let mut wanted: HashSet<String> = HashSet::new();
+    let mut negation_keys: Vec<String> = Vec::new();
+    for n in &negations {
+        if let Some((k, b)) = unwrap_node(n) {
+            wanted.insert(k.to_string());
+            negation_keys.push(key(k, b));
+        }
+    }
+    let keys: HashSet<String> = args
+        .iter()
+        .filter(|(k, _)| wanted.contains(*k))
+        .map(|(k, b)| key(k, b))
+        .collect();
+    negation_keys.iter().any(|k| keys.contains(k))
 }
 
 /// The condition that is true exactly where `kind`/`body` is false (NULLs aside), for the
 /// shapes [`has_complements`] knows: `NOT x` and `x`, `IS [NOT] NULL`, `IS [NOT] TRUE|FALSE|
 /// UNKNOWN`, `=`/`<>`, `<`/`>=`, `>`/`<=`, `[NOT] LIKE`, `IS [NOT] DISTINCT FROM`, `[NOT]
 /// BETWEEN`.
-fn negation(kind: &str, body: &Map<String, Value>) -> Option<Value> {
+/// Nothing is copied unless the node has a negation: the fields to change are decided first.
+fn negation<'v>(kind: &str, body: &'v Map<String, Value>) -> Option<Cow<'v, Value>> {
     use protobuf::{BoolTestType as B, NullTestType as N};
     let int = |f: &str| body.get(f).and_then(Value::as_i64).unwrap_or(0);
-    let mut flipped = body.clone();
+    let mut changes: Vec<(&str, Value)> = Vec::new();
     match kind {
         "BoolExpr" if int("boolop") == BoolExprType::NotExpr as i64 => {
             return match body
@@ -1468,7 +1810,7 @@ fn negation(kind: &str, body: &Map<String, Value>) -> Option<Value> {
                 .and_then(Value::as_array)
                 .map(Vec::as_slice)
             {
-                Some([x]) => Some(x.clone()),
+                Some([x]) => Some(Cow::Borrowed(x)),
                 _ => None,
             };
         }
@@ -1478,7 +1820,7 @@ fn negation(kind: &str, body: &Map<String, Value>) -> Option<Value> {
                 t if t == N::IsNotNull as i64 => N::IsNull,
                 _ => return None,
             };
-            flipped.insert("nulltesttype".to_string(), Value::from(t as i64));
+            changes.push(("nulltesttype", Value::from(t as i64)));
         }
         "BooleanTest" => {
             let pairs = [
@@ -1496,7 +1838,7 @@ fn negation(kind: &str, body: &Map<String, Value>) -> Option<Value> {
                     None
                 }
             })?;
-            flipped.insert("booltesttype".to_string(), Value::from(other as i64));
+            changes.push(("booltesttype", Value::from(other as i64)));
         }
         "AExpr" => {
             use AExprKind as K;
@@ -1516,7 +1858,7 @@ fn negation(kind: &str, body: &Map<String, Value>) -> Option<Value> {
                 }
             });
             if let Some(other) = other_kind {
-                flipped.insert("kind".to_string(), Value::from(other as i64));
+                changes.push(("kind", Value::from(other as i64)));
                 // `BETWEEN`'s name says which: "BETWEEN" or "NOT BETWEEN".
                 let names = strings(body.get("name"));
                 if let [n] = names.as_slice() {
@@ -1525,7 +1867,7 @@ fn negation(kind: &str, body: &Map<String, Value>) -> Option<Value> {
                         None if n.contains("BETWEEN") => format!("NOT {n}"),
                         None => n.clone(),
                     };
-                    flipped.insert("name".to_string(), name_list(&negated));
+                    changes.push(("name", name_list(&negated)));
                 }
             } else {
                 let ops = [
@@ -1550,12 +1892,16 @@ fn negation(kind: &str, body: &Map<String, Value>) -> Option<Value> {
                         None
                     }
                 })?;
-                flipped.insert("name".to_string(), name_list(other));
+                changes.push(("name", name_list(other)));
             }
         }
         _ => return None,
     }
-    Some(wrap(kind, Value::Object(flipped)))
+    let mut flipped = body.clone();
+    for (field, value) in changes {
+        flipped.insert(field.to_string(), value);
+    }
+    Some(Cow::Owned(wrap(kind, Value::Object(flipped))))
 }
 
 /// `{"node": {kind: body}}`.
@@ -1576,11 +1922,59 @@ fn name_list(op: &str) -> Value {
 
 /// A key for a node that is the same for two expressions that differ only in where they are
 /// written and in the values of their constants.
+/// A comparison's operands are put in one order (the operator mirrored when they are swapped),
+/// so that `1 <> a` and `5 <= a` are keyed like `a <> 1` and `a >= 5`.
 fn canon_node(kind: &str, body: &Map<String, Value>, out: &mut String, depth: usize) {
+    if kind == "AExpr" && canon_comparison(body, out, depth) {
+        return;
+    }
     out.push_str(kind);
     out.push('{');
     canon_map(body, out, depth + 1);
     out.push('}');
+}
+
+/// The key of `l op r` for a comparison operator `op` (see [`canon_node`]); false when the
+/// node is not one.
+fn canon_comparison(body: &Map<String, Value>, out: &mut String, depth: usize) -> bool {
+    const MIRRORED: [(&str, &str); 6] = [
+        ("=", "="),
+        ("<>", "<>"),
+        ("<", ">"),
+        (">", "<"),
+        ("<=", ">="),
+        (">=", "<="),
+    ];
+    if body.get("kind").and_then(Value::as_i64) != Some(AExprKind::AexprOp as i64) {
+        return false;
+    }
+    let names = strings(body.get("name"));
+    let [op] = names.as_slice() else {
+        return false;
+    };
+    let Some(mirror) = MIRRORED.iter().find(|(x, _)| x == op).map(|(_, y)| *y) else {
+        return false;
+    };
+    let (Some(l), Some(r)) = (body.get("lexpr"), body.get("rexpr")) else {
+        return false;
+    };
+    let (mut lk, mut rk) = (String::new(), String::new());
+    canon(l, &mut lk, depth + 1);
+    canon(r, &mut rk, depth + 1);
+    let op = if lk > rk {
+        std::mem::swap(&mut lk, &mut rk);
+        mirror
+    } else {
+        op.as_str()
+    };
+    out.push_str("Comparison{");
+    out.push_str(op);
+    out.push(',');
+    out.push_str(&lk);
+    out.push(',');
+    out.push_str(&rk);
+    out.push('}');
+    true
 }
 
 fn canon_map(m: &Map<String, Value>, out: &mut String, depth: usize) {
@@ -1608,6 +2002,11 @@ fn canon(v: &Value, out: &mut String, depth: usize) {
     }
     match v {
         Value::Object(m) => {
+            if let Some(("AExpr", e)) = wrapped(m) {
+                if canon_comparison(e, out, depth) {
+                    return;
+                }
+            }
             out.push('{');
             canon_map(m, out, depth + 1);
             out.push('}');
@@ -1625,14 +2024,43 @@ fn canon(v: &Value, out: &mut String, depth: usize) {
 }
 
 /// A literal or a parameter, possibly with a sign (`-5` is one constant, `-$1` an operator
-/// applied to a parameter).
+/// applied to a parameter) or a cast (`1::int`, `$1::text`).
 fn constant(v: &Value) -> bool {
     match v.as_object().and_then(wrapped) {
         Some(("AConst" | "ParamRef", _)) => true,
+        Some(("TypeCast", c)) => c.get("arg").is_some_and(constant),
         Some(("AExpr", e)) => {
             e.get("lexpr").is_none_or(Value::is_null)
                 && matches!(strings(e.get("name")).as_slice(), [op] if op == "-" || op == "+")
                 && e.get("rexpr").is_some_and(constant)
+        }
+        _ => false,
+    }
+}
+
+/// Whether a subtree has a column reference qualified with (or a whole-row reference to) one of
+/// `names`.
+fn names_qualifier(v: Option<&Value>, names: &[&String], depth: usize) -> bool {
+    let Some(v) = v else {
+        return false;
+    };
+    if depth > 2000 {
+        return true;
+    }
+    match v {
+        Value::Array(a) => a.iter().any(|x| names_qualifier(Some(x), names, depth + 1)),
+        Value::Object(m) => {
+            if let Some(("ColumnRef", c)) = wrapped(m) {
+                let fields = strings(c.get("fields"));
+                let qualifier = match fields.as_slice() {
+                    [one] => Some(one),
+                    [.., q, _] => Some(q),
+                    [] => None,
+                };
+                return qualifier.is_some_and(|q| names.contains(&q));
+            }
+            m.values()
+                .any(|x| names_qualifier(Some(x), names, depth + 1))
         }
         _ => false,
     }
@@ -1682,24 +2110,58 @@ fn catalog_target(rel: Option<&Value>) -> bool {
     }
 }
 
+/// Whether the rows of an `INSERT`'s source (a `SelectStmt`) may come from the table
+/// `relname`: its FROM lists, its WITH clauses, through set operations. Anything that is not a
+/// plain SELECT is searched whole.
+fn source_rows_read(v: Option<&Value>, relname: &str, depth: usize) -> bool {
+    let Some(v) = v else {
+        return false;
+    };
+    if depth > 200 {
+        return true;
+    }
+    let s = match v.as_object() {
+        Some(m) => match wrapped(m) {
+            Some(("SelectStmt", s)) => s,
+            Some(_) => return reads_relation(Some(v), relname, depth),
+            None if shape(m) == Some("SelectStmt") => m,
+            None => return reads_relation(Some(v), relname, depth),
+        },
+        None => return reads_relation(Some(v), relname, depth),
+    };
+    let present = |f: &str| s.get(f).is_some_and(|x| !x.is_null());
+    if present("larg") || present("rarg") {
+        return source_rows_read(s.get("larg"), relname, depth + 1)
+            || source_rows_read(s.get("rarg"), relname, depth + 1)
+            || reads_relation(s.get("with_clause"), relname, depth);
+    }
+    reads_relation(s.get("from_clause"), relname, depth)
+        || reads_relation(s.get("with_clause"), relname, depth)
+}
+
 /// Whether a subtree reads the table `relname` (a RangeVar with that name).
 fn reads_relation(v: Option<&Value>, relname: &str, depth: usize) -> bool {
-    v.is_some_and(|v| reads_any(v, &HashSet::from([relname.to_string()]), depth))
+    v.is_some_and(|v| reads_named(v, &|n| n == relname, depth))
 }
 
 /// Whether a subtree reads a relation named one of `names` (a RangeVar, schema aside).
 fn reads_any(v: &Value, names: &HashSet<String>, depth: usize) -> bool {
+    reads_named(v, &|n| names.contains(n), depth)
+}
+
+/// Whether a subtree reads a relation whose name `wanted` accepts (a RangeVar, schema aside).
+fn reads_named(v: &Value, wanted: &dyn Fn(&str) -> bool, depth: usize) -> bool {
     if depth > 2000 {
         // Too deep to tell: assume it does (the caller then does not count it as restricting).
         return true;
     }
     match v {
-        Value::Array(a) => a.iter().any(|x| reads_any(x, names, depth + 1)),
+        Value::Array(a) => a.iter().any(|x| reads_named(x, wanted, depth + 1)),
         Value::Object(m) => {
             if let Some(("RangeVar", r)) = wrapped(m) {
-                return names.contains(str_field(r, "relname").unwrap_or_default());
+                return wanted(str_field(r, "relname").unwrap_or_default());
             }
-            m.values().any(|x| reads_any(x, names, depth + 1))
+            m.values().any(|x| reads_named(x, wanted, depth + 1))
         }
         _ => false,
     }
@@ -1804,27 +2266,6 @@ fn cte_bodies<'v>(v: &'v Value, out: &mut Vec<(&'v str, &'v Value)>, depth: usiz
         }
         _ => {}
     }
-}
-
-/// Whether a `BEGIN`/`START TRANSACTION` sets `transaction_read_only` to anything but on.
-fn read_write(b: &Map<String, Value>) -> bool {
-    let options = b.get("options").and_then(Value::as_array);
-    options.into_iter().flatten().any(|o| {
-        let Some(("DefElem", d)) = unwrap_node(o) else {
-            return false;
-        };
-        if str_field(d, "defname") != Some("transaction_read_only") {
-            return false;
-        }
-        let on = d
-            .get("arg")
-            .and_then(unwrap_node)
-            .and_then(|(_, c)| c.get("val"))
-            .and_then(|v| v.get("Ival"))
-            .and_then(|v| v.get("ival"))
-            .and_then(Value::as_i64);
-        on != Some(1)
-    })
 }
 
 fn explain_analyze(b: &Map<String, Value>) -> bool {

@@ -50,11 +50,41 @@ const CASES: &[(&str, OpClass)] = &[
     ("WITH c AS (SELECT id FROM t) DELETE FROM t USING c WHERE t.id = c.id", D),
     ("DELETE FROM t WHERE id = ANY(ARRAY(SELECT x.id FROM t x))", D),
     ("WITH c AS (SELECT id FROM t) DELETE FROM t WHERE id IN (SELECT c.id FROM c)", D),
+    // A subquery of the target alone, not naming the outer target: the rows its own condition
+    // selects (job-queue dequeue, batch purge). Without a condition, with one that holds for
+    // every row, or correlated, every row.
+    ("UPDATE jobs SET status = 'running' WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)", W),
+    ("UPDATE jobs j SET status = 'running' WHERE j.id = (SELECT q.id FROM jobs q WHERE q.status = 'queued' LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING j.*", W),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM t WHERE created_at < now() - interval '30 days' LIMIT 1000)", W),
+    ("DELETE FROM t WHERE id = ANY (SELECT x.id FROM t x WHERE x.created_at < $1 ORDER BY x.id LIMIT $2)", W),
+    ("DELETE FROM t WHERE id NOT IN (SELECT id FROM t WHERE pinned)", W),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM t LIMIT 1000)", D),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM t WHERE id = id)", D),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM t WHERE created_at < now() OR created_at >= now())", D),
+    ("DELETE FROM t WHERE id IN (SELECT t2.id FROM t t2 WHERE t2.id = t.id)", D),
+    ("DELETE FROM t x WHERE id IN (SELECT id FROM t WHERE id = x.id)", D),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM t y WHERE t.id = y.id)", D),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM t WHERE a = 1 UNION SELECT id FROM t)", D),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM t, u WHERE u.a = 1)", D),
+    ("DELETE FROM t WHERE id NOT IN (SELECT id FROM t WHERE pinned LIMIT 0)", D),
+    ("DELETE FROM t WHERE id NOT IN (SELECT id FROM t WHERE false)", D),
+    ("DELETE FROM t WHERE id <> (SELECT id FROM t WHERE a = 1 LIMIT 1)", D),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM t WHERE id IN (SELECT id FROM t))", D),
+    ("WITH t AS (SELECT id, true AS f FROM u) DELETE FROM t WHERE id IN (SELECT id FROM t WHERE f)", D),
     ("WITH c AS (SELECT id FROM t), d AS (SELECT * FROM c) DELETE FROM t WHERE id IN (SELECT d.id FROM d)", D),
     ("INSERT INTO t SELECT * FROM t ON CONFLICT (id) DO UPDATE SET a = 0", D),
     ("UPDATE orders SET status = 'shipped' FROM shipments s WHERE s.order_id = orders.id AND s.sent", W),
     ("WITH c AS (SELECT tid FROM u) DELETE FROM t WHERE id IN (SELECT c.tid FROM c)", W),
     ("INSERT INTO t SELECT * FROM staging ON CONFLICT (id) DO UPDATE SET a = excluded.a", W),
+    ("INSERT INTO t (id, x) VALUES (1, (SELECT max(x) FROM t)) ON CONFLICT (id) DO UPDATE SET x = EXCLUDED.x", W),
+    ("INSERT INTO t (id, x) SELECT s.id, (SELECT max(x) FROM t) FROM staging s WHERE s.id NOT IN (SELECT id FROM t) ON CONFLICT (id) DO UPDATE SET x = EXCLUDED.x", W),
+    ("INSERT INTO t (id, x) VALUES (1, 2), (3, 4) ON CONFLICT (id) DO UPDATE SET x = EXCLUDED.x", W),
+    ("INSERT INTO t SELECT * FROM staging UNION ALL SELECT * FROM t ON CONFLICT (id) DO UPDATE SET a = 0", D),
+    ("INSERT INTO t SELECT * FROM staging JOIN t USING (id) ON CONFLICT (id) DO UPDATE SET a = 0", D),
+    ("INSERT INTO t SELECT g, 0 FROM generate_series(1, (SELECT max(id) FROM t)) g ON CONFLICT (id) DO UPDATE SET a = 0", D),
+    ("INSERT INTO t WITH c AS (SELECT * FROM t) SELECT * FROM c ON CONFLICT (id) DO UPDATE SET a = 0", D),
+    ("WITH c AS (SELECT * FROM t) INSERT INTO t SELECT * FROM c ON CONFLICT (id) DO UPDATE SET a = 0", D),
+    ("INSERT INTO t SELECT * FROM (SELECT * FROM t) s ON CONFLICT (id) DO UPDATE SET a = 0", D),
     ("INSERT INTO t SELECT * FROM t WHERE id = 1", W),
     // Conditions that hold for every row: negations, tests of tests, complements.
     ("DELETE FROM t WHERE NOT (id = 5 AND false)", D),
@@ -65,6 +95,15 @@ const CASES: &[(&str, OpClass)] = &[
     ("DELETE FROM t WHERE deleted OR NOT deleted OR deleted IS NULL", D),
     ("DELETE FROM t WHERE a = 1 OR a <> 1", D),
     ("DELETE FROM t WHERE a < $1 OR a >= $2", D),
+    // ... written in another order, or with a cast constant.
+    ("DELETE FROM t WHERE a = 1 OR 1 <> a", D),
+    ("DELETE FROM t WHERE a < 5 OR 5 <= a", D),
+    ("DELETE FROM t WHERE 5 > a OR a >= 5", D),
+    ("DELETE FROM t WHERE a = 1 OR a <> 1::int", D),
+    ("DELETE FROM t WHERE a = '1'::text OR a <> $1::text", D),
+    ("DELETE FROM t WHERE (x.b = a) IS NULL OR (a = x.b) IS NOT NULL", D),
+    ("DELETE FROM t WHERE a < 5 OR 5 < a", W),
+    ("DELETE FROM t WHERE a = 1 OR 1 = a", W),
     ("DELETE FROM t WHERE a IS DISTINCT FROM 1 OR a IS NOT DISTINCT FROM 1", D),
     ("DELETE FROM t WHERE NOT (deleted IS TRUE AND deleted IS NOT TRUE)", D),
     ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 WHERE false AND t.id = 1)", D),
@@ -73,6 +112,16 @@ const CASES: &[(&str, OpClass)] = &[
     ("DELETE FROM t WHERE archived IS TRUE", W),
     ("DELETE FROM t WHERE deleted_at IS NULL AND id = 3", W),
     ("DELETE FROM t WHERE data->>'kind' IS NULL", W),
+    // A few strict built-ins are NULL exactly when an argument is.
+    ("UPDATE users SET email = NULL WHERE lower(email) IS NULL", W),
+    ("DELETE FROM t WHERE pg_catalog.upper(trim(name)) IS NOT NULL", W),
+    ("DELETE FROM t WHERE date_trunc('day', created_at) IS NULL", W),
+    ("DELETE FROM t WHERE length(lower(name)) IS NULL", W),
+    ("DELETE FROM t WHERE coalesce(name, 'x') IS NULL", D),
+    ("DELETE FROM t WHERE nullif(name, name) IS NULL", D),
+    ("DELETE FROM t WHERE lower(coalesce(name, 'x')) IS NULL", D),
+    ("DELETE FROM t WHERE lower('x') IS NULL", D),
+    ("DELETE FROM t WHERE myschema.lower(name) IS NULL", D),
     ("DELETE FROM t WHERE status IN ('a', 'b') OR priority < 3", W),
     // A subquery or a whole row that carries the target's own column back: `id = id`.
     ("DELETE FROM t WHERE id IN (SELECT t.id)", D),
@@ -105,6 +154,34 @@ const CASES: &[(&str, OpClass)] = &[
     ("DELETE FROM t WHERE id <> ALL(ARRAY[]::int[])", D),
     ("DELETE FROM t WHERE id NOT IN (SELECT 1 WHERE false)", D),
     ("WITH e AS (SELECT 1 AS x WHERE false) DELETE FROM t WHERE id NOT IN (SELECT x FROM e)", D),
+    // A subquery empty by its form (`LIMIT 0`, `WHERE false`, `EXCEPT` of itself, a function
+    // that returns no rows) under NOT EXISTS, NOT IN or `<> ALL`: every row.
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = t.id LIMIT 0)", D),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = t.id OFFSET 1000000000)", D),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = t.id LIMIT $1)", D),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u, generate_series(1, 0) g WHERE u.id = t.id)", D),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u JOIN v ON false WHERE u.id = t.id)", D),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM (SELECT * FROM u LIMIT 0) s WHERE s.id = t.id)", D),
+    ("DELETE FROM t WHERE id NOT IN (SELECT u.tid FROM u WHERE false)", D),
+    ("DELETE FROM t WHERE id NOT IN (SELECT u.tid FROM u WHERE u.a = 1 AND false)", D),
+    ("DELETE FROM t WHERE id <> ALL (SELECT u.tid FROM u WHERE false)", D),
+    ("DELETE FROM t WHERE NOT (id = ANY (SELECT u.tid FROM u LIMIT 0))", D),
+    ("DELETE FROM t WHERE id NOT IN (SELECT u.tid FROM u EXCEPT SELECT u.tid FROM u)", D),
+    ("DELETE FROM t WHERE id NOT IN (SELECT u.tid FROM u TABLESAMPLE system (0))", D),
+    ("DELETE FROM t WHERE id NOT IN (SELECT u.tid FROM u GROUP BY u.tid HAVING false)", D),
+    ("DELETE FROM t WHERE id <> ALL (ARRAY(SELECT u.tid FROM u WHERE false))", D),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u JOIN v ON v.uid = u.id WHERE u.id = t.id)", W),
+    ("DELETE FROM \"t\" WHERE NOT (EXISTS(SELECT 1 AS \"a\" FROM \"u\" U0 WHERE U0.\"id\" = (\"t\".\"uid\") LIMIT 1))", W),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = t.id FETCH FIRST 1 ROW ONLY)", W),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = t.id LIMIT 1 OFFSET 5)", D),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = t.id LIMIT ALL)", D),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = t.id LIMIT 1 - 1)", D),
+    ("DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u LEFT JOIN v ON false WHERE u.id = t.id)", W),
+    ("DELETE FROM t WHERE id NOT IN (SELECT u.tid FROM u WHERE u.active)", W),
+    ("DELETE FROM t WHERE id NOT IN (SELECT tid FROM u WHERE active AND kind = 'x')", W),
+    ("DELETE FROM t WHERE id <> ALL (SELECT u.tid FROM u JOIN v USING (k))", W),
+    ("DELETE FROM t WHERE id <> ALL (ARRAY(SELECT u.tid FROM u))", W),
+    ("DELETE FROM t WHERE id IN (SELECT u.tid FROM u WHERE u.a = 1 LIMIT 10)", W),
     ("DELETE FROM t WHERE id = ANY($1)", W),
     ("DELETE FROM t WHERE id <> ALL(ARRAY[1, 2])", W),
     ("DELETE FROM t WHERE id NOT IN (SELECT u.tid FROM u)", W),
@@ -129,13 +206,20 @@ const CASES: &[(&str, OpClass)] = &[
     ("ALTER FUNCTION evil(varchar) SET SCHEMA pg_catalog", D),
     ("ALTER AGGREGATE agg(int) RENAME TO max", D),
     ("ALTER PROCEDURE p() RENAME TO q", D),
+    ("ALTER SCHEMA evil RENAME TO pg_temp_x", D),
+    ("ALTER EXTENSION e SET SCHEMA public", D),
+    ("ALTER DATABASE d RENAME TO e", P),
     ("ALTER TABLE t RENAME TO t2", W),
+    ("ALTER TYPE mood SET SCHEMA s", W),
     ("ALTER INDEX i RENAME TO j", W),
     ("ALTER TABLE t SET SCHEMA s", W),
     // Ownership at creation, and whose rights a view runs with.
     ("CREATE DATABASE d OWNER bob", P),
     ("ALTER VIEW v SET (security_invoker = false)", P),
     ("ALTER VIEW v RESET (security_barrier)", P),
+    ("CREATE OR REPLACE VIEW v WITH (security_invoker = false) AS SELECT * FROM t", P),
+    ("CREATE OR REPLACE VIEW v AS SELECT * FROM t", W),
+    ("CREATE VIEW v WITH (security_barrier) AS SELECT * FROM t", W),
     ("CREATE DATABASE d", W),
     ("ALTER TABLE t SET (fillfactor = 70)", W),
     // file_fdw's options read server files or run programs each time the table is scanned.
@@ -150,16 +234,25 @@ const CASES: &[(&str, OpClass)] = &[
     ("CREATE TYPE r AS RANGE (SUBTYPE = float8, SUBTYPE_DIFF = evil)", D),
     ("ALTER TYPE mytype SET (STORAGE = plain)", W),
     ("CREATE TYPE fr AS RANGE (SUBTYPE = float8)", W),
-    // READ WRITE lifts a read-only default, like SET TRANSACTION READ WRITE.
-    ("BEGIN READ WRITE", P),
-    ("START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE", P),
+    // READ WRITE is the mode a plain BEGIN gets (psycopg 3 sends it whenever read_only is
+    // False); SET TRANSACTION / SET SESSION CHARACTERISTICS are SETs, privilege.
+    ("BEGIN READ WRITE", R),
+    ("START TRANSACTION READ WRITE", R),
+    ("START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE", R),
+    ("SET TRANSACTION READ WRITE", P),
+    ("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", P),
     ("BEGIN ISOLATION LEVEL REPEATABLE READ", R),
     ("START TRANSACTION READ ONLY, DEFERRABLE", R),
-    // ALTER ... DROP.
+    // ALTER ... DROP of a constraint (NOT NULL is one, like DROP CONSTRAINT). DROP DEFAULT is
+    // SET DEFAULT NULL: write (Django emits it for every new field with a default).
     ("ALTER TABLE t ALTER COLUMN c DROP NOT NULL", D),
-    ("ALTER TABLE t ALTER COLUMN c DROP DEFAULT", D),
+    ("ALTER TABLE t DROP CONSTRAINT c", D),
     ("ALTER DOMAIN d DROP NOT NULL", D),
-    ("ALTER DOMAIN d DROP DEFAULT", D),
+    ("ALTER DOMAIN d DROP CONSTRAINT c", D),
+    ("ALTER TABLE t ALTER COLUMN c DROP DEFAULT", W),
+    ("ALTER TABLE \"app_user\" ALTER COLUMN \"score\" SET DEFAULT 0, ALTER COLUMN \"score\" DROP DEFAULT", W),
+    ("ALTER TABLE t ALTER COLUMN c SET DEFAULT NULL", W),
+    ("ALTER DOMAIN d DROP DEFAULT", W),
     ("ALTER TEXT SEARCH CONFIGURATION c DROP MAPPING FOR word", D),
     ("ALTER TABLE t ALTER COLUMN c SET DEFAULT 0", W),
     ("ALTER TABLE t ALTER COLUMN c SET NOT NULL", W),
@@ -182,6 +275,15 @@ const CASES: &[(&str, OpClass)] = &[
     ("UPDATE pgbench_accounts SET abalance = abalance + -4420 WHERE aid = 48213", W),
     ("UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2", W),
     ("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP)", W),
+    ("UPDATE pgbench_branches SET bbalance = bbalance + 10 WHERE bid = 1", W),
+    ("SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3", R),
+    ("UPDATE \"users\" SET \"name\" = $1 WHERE \"users\".\"id\" = $2", W),
+    ("DELETE FROM \"sessions\" WHERE \"sessions\".\"expires_at\" < $1", W),
+    ("INSERT INTO \"users\" (\"id\", \"name\") VALUES ($1, $2) ON CONFLICT (\"id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\"", W),
+    ("DELETE FROM t WHERE id = ANY($1)", W),
+    ("SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 10 FOR UPDATE SKIP LOCKED", W),
+    ("BEGIN", R),
+    ("BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE", R),
 ];
 
 #[test]
@@ -303,6 +405,15 @@ fn notes_say_why() {
         notes("CREATE FOREIGN TABLE f (a text) SERVER s OPTIONS (program 'x')").contains("program")
     );
     assert!(notes("CREATE TABLE x AS EXECUTE p").contains("classified on its own"));
+    // The note says what the ALTER does: DROP NOT NULL drops a constraint, not data.
+    let n = notes("ALTER TABLE t ALTER COLUMN c DROP NOT NULL");
+    assert!(
+        n.contains("drops a constraint") && !n.contains("data:"),
+        "{n}"
+    );
+    assert!(notes("ALTER TABLE t DROP COLUMN c").contains("drops, detaches or rewrites data"));
+    assert!(notes("ALTER TABLE t DISABLE TRIGGER ALL").contains("triggers or rules"));
+    assert!(notes("ALTER TABLE t ALTER COLUMN c DROP DEFAULT").is_empty());
     let c = classify("SELECT 'x\\' , $$'; DROP TABLE t; --$$", &cfg);
     assert_eq!(c.statements[0].tag, airlock_sql::UNCLASSIFIABLE);
     assert!(c.statements[0].notes[0].contains("standard_conforming_strings"));

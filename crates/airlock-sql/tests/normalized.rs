@@ -66,6 +66,14 @@ const TEMPLATES: &[&str] = &[
     "DELETE FROM t WHERE name LIKE {} || {}",
     "DELETE FROM t WHERE NOT EXISTS (SELECT 1 WHERE {} = {} AND t.id = {})",
     "MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED BY SOURCE AND t.a = {} THEN DELETE",
+    // Complements in another order or cast; a subquery's LIMIT under NOT EXISTS / NOT IN; a
+    // strict function's literal argument; a subquery of the target alone.
+    "DELETE FROM t WHERE a = {} OR {} <> a",
+    "DELETE FROM t WHERE a < {} OR {}::int <= a",
+    "DELETE FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = t.id LIMIT {})",
+    "DELETE FROM t WHERE id NOT IN (SELECT u.tid FROM u WHERE u.a = {} LIMIT {})",
+    "DELETE FROM t WHERE lower({}) IS NULL AND date_trunc({}, d) IS NULL",
+    "UPDATE t SET s = {} WHERE id = (SELECT id FROM t WHERE s = {} LIMIT {} FOR UPDATE SKIP LOCKED)",
 ];
 
 /// A literal as a client would inline it, of the lexer's kind `kind`: 0 an integer, 1 another
