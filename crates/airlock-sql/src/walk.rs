@@ -903,40 +903,17 @@ impl Walker<'_> {
                 None => Some("ALTER command not understood: destructive"),
                 _ => None,
             };
+            // Every subtype with a note above is destructive; the rest are decided here.
             if let Some(note) = note {
                 self.note(note.to_string());
+                class = OpClass::Destructive;
+                continue;
             }
+            // `DROP NOT NULL` (with `DROP CONSTRAINT`, above) relaxes a constraint: it loses no
+            // data, but lets later writes store what the schema refused. `DROP DEFAULT` (a
+            // default set to nothing) does what `SET DEFAULT NULL` does: write (ORMs emit it for
+            // every new field with a default).
             let c = match subtype {
-                Some(
-                    T::AtDropColumn
-                    | T::AtDropConstraint
-                    | T::AtAlterColumnType
-                    | T::AtDropExpression
-                    | T::AtDetachPartition
-                    | T::AtDetachPartitionFinalize
-                    | T::AtDropInherit
-                    | T::AtDropOf
-                    | T::AtDropIdentity
-                    | T::AtSetUnLogged
-                    | T::AtEnableTrig
-                    | T::AtEnableAlwaysTrig
-                    | T::AtEnableReplicaTrig
-                    | T::AtDisableTrig
-                    | T::AtEnableTrigAll
-                    | T::AtDisableTrigAll
-                    | T::AtEnableTrigUser
-                    | T::AtDisableTrigUser
-                    | T::AtEnableRule
-                    | T::AtEnableAlwaysRule
-                    | T::AtEnableReplicaRule
-                    | T::AtDisableRule,
-                ) => OpClass::Destructive,
-                // `DROP NOT NULL` relaxes a constraint, like `DROP CONSTRAINT` above: it loses no
-                // data, but lets later writes store what the schema refused, so both are
-                // destructive. `DROP DEFAULT` (a default set to nothing) is written like `SET
-                // DEFAULT NULL`, which is what it does: write (ORMs emit it for every new field
-                // with a default).
-                Some(T::AtDropNotNull) => OpClass::Destructive,
                 Some(T::AtGenericOptions | T::AtAlterColumnGenericOptions)
                     if has_option(c.get("def"), SERVER_FILE_OPTIONS) =>
                 {
