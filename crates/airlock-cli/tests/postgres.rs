@@ -1381,3 +1381,48 @@ async fn psql_describe_commands_are_reads() {
     drop(gw);
     server.drop_database(&database).await;
 }
+
+/// An operator an extension installed (pgvector's `<=>` here stands in as a SQL function) is
+/// code the door cannot see: refused by default, a read once the operator vouches for it in
+/// `safe_operators`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_operator_is_a_read_only_once_configured_safe() {
+    let (server, database, direct, h) = seeded("operators", "staging", "").await;
+    direct
+        .batch_execute(
+            "CREATE FUNCTION nights_apart(int, int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT abs($1 - $2)';
+             CREATE OPERATOR <=> (LEFTARG = int, RIGHTARG = int, FUNCTION = nights_apart);",
+        )
+        .await
+        .unwrap();
+    let search = "SELECT id FROM bookings ORDER BY nights <=> 3, id LIMIT 3";
+
+    let t = token(&h, "staging", "read");
+    let gw = Serving::start(&h);
+    let agent = connect(gw.database("bookings"), "bookings", &t)
+        .await
+        .unwrap();
+    let e = agent.simple_query(search).await.unwrap_err();
+    let e = e.as_db_error().unwrap();
+    assert_eq!(e.code(), &SqlState::INSUFFICIENT_PRIVILEGE, "{e:?}");
+    assert!(e.message().contains("destructive"), "{e:?}");
+    drop(agent);
+    drop(gw);
+
+    let h = home_with(
+        "bookings",
+        &server,
+        &database,
+        "staging",
+        "safe_operators = [\"<=>\"]",
+    );
+    let t = token(&h, "staging", "read");
+    let gw = Serving::start(&h);
+    let agent = connect(gw.database("bookings"), "bookings", &t)
+        .await
+        .unwrap();
+    let through = rows_text(agent.simple_query(search).await.unwrap());
+    let direct_rows = rows_text(direct.simple_query(search).await.unwrap());
+    assert_eq!(through, direct_rows);
+    assert_eq!(through.len(), 3);
+}

@@ -402,6 +402,10 @@ pub struct Database {
     /// Functions (besides the built-in list) known to have no side effects.
     #[serde(default)]
     pub safe_functions: Vec<String>,
+    /// Operators (besides the built-in ones) known to have no side effects, e.g. pgvector's
+    /// `<=>`, `<#>`, `<+>`.
+    #[serde(default)]
+    pub safe_operators: Vec<String>,
     /// Most concurrent agent sessions.
     #[serde(default = "default_db_sessions")]
     pub max_sessions: usize,

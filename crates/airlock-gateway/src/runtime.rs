@@ -742,6 +742,7 @@ fn load_database(
         })?;
     let sql = airlock_sql::SqlConfig {
         safe_functions: db.safe_functions.clone(),
+        safe_operators: db.safe_operators.clone(),
         // The door binds approvals to the exact text's SHA-256 and audits command tags; it
         // never uses pg_query's fingerprint, so a cold classification skips it.
         fingerprints: false,
@@ -768,9 +769,11 @@ fn load_database(
         session_basis: {
             let mut safe = db.safe_functions.clone();
             safe.sort();
+            let mut safe_ops = db.safe_operators.clone();
+            safe_ops.sort();
             format!(
-                "{:?}|{:?}|{:?}|{:?}|{:?}",
-                db.url, db.secret, db.tls, db.ca_file, safe
+                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                db.url, db.secret, db.tls, db.ca_file, safe, safe_ops
             )
         },
     })

@@ -27,6 +27,9 @@ pub struct SqlConfig {
     /// Functions to treat as side-effect free besides the built-in list, written as they are
     /// called: `my_pure_fn`, or `myschema.my_pure_fn` for a schema-qualified call.
     pub safe_functions: Vec<String>,
+    /// Operators to treat as side-effect free besides the built-in ones, written as they are
+    /// used: `<=>` (pgvector's cosine distance), or `myschema.===` for `OPERATOR(myschema.===)`.
+    pub safe_operators: Vec<String>,
     /// Longest query text classified; longer ones are destructive (bounds parse time and memory).
     pub max_bytes: usize,
     /// Deepest parse tree walked; deeper ones are destructive (bounds the walk's recursion).
@@ -40,6 +43,7 @@ impl Default for SqlConfig {
     fn default() -> Self {
         SqlConfig {
             safe_functions: Vec::new(),
+            safe_operators: Vec::new(),
             max_bytes: 1 << 20,
             max_depth: 1000,
             fingerprints: true,
@@ -134,7 +138,7 @@ pub fn classify_execute(name: &str) -> Statement {
 }
 
 fn statement(tree: &serde_json::Value, fingerprint: String, cfg: &SqlConfig) -> Statement {
-    let w = walk::walk(tree, &cfg.safe_functions, cfg.max_depth);
+    let w = walk::walk(tree, cfg);
     if w.too_deep {
         let mut s =
             unclassifiable_statement(format!("parse tree deeper than {} levels", cfg.max_depth));

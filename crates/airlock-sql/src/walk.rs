@@ -40,10 +40,11 @@ pub(crate) struct Walked {
 }
 
 /// Walks the statement `stmt` (a `Node` as JSON).
-pub(crate) fn walk(stmt: &Value, safe_functions: &[String], max_depth: usize) -> Walked {
+pub(crate) fn walk(stmt: &Value, cfg: &crate::SqlConfig) -> Walked {
     let mut w = Walker {
-        safe_functions,
-        max_depth,
+        safe_functions: &cfg.safe_functions,
+        safe_operators: &cfg.safe_operators,
+        max_depth: cfg.max_depth,
         frames: Vec::new(),
         plan_only: false,
         cte_scope: CteScope::default(),
@@ -106,6 +107,7 @@ impl CteScope {
 
 struct Walker<'a> {
     safe_functions: &'a [String],
+    safe_operators: &'a [String],
     max_depth: usize,
     frames: Vec<Frame>,
     /// Inside `EXPLAIN` without `ANALYZE`: statements are planned, not run.
@@ -255,6 +257,9 @@ impl Walker<'_> {
             return;
         }
         let dotted = name.join(".");
+        if self.safe_operators.contains(&dotted) {
+            return;
+        }
         self.note(format!(
             "operator `{dotted}` is not a built-in operator: it runs unseen code"
         ));

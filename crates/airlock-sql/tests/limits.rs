@@ -100,6 +100,34 @@ fn prepare_reports_name_and_class() {
 }
 
 #[test]
+fn configured_safe_operators_are_read() {
+    // A vector search: pgvector's operators are an extension's code, so unknown by default.
+    let search = "SELECT id FROM items ORDER BY embedding <=> $1 LIMIT 5";
+    assert_eq!(class(search), OpClass::Destructive);
+    let cfg: SqlConfig =
+        toml::from_str("safe_operators = [\"<=>\", \"<#>\", \"app.===\"]").unwrap_or_default();
+    assert_eq!(cfg.safe_operators.len(), 3);
+    assert_eq!(classify(search, &cfg).class(), OpClass::Read);
+    assert_eq!(
+        classify(
+            "SELECT a FROM t WHERE a OPERATOR(app.===) 1 AND b <#> $1 < 0.5",
+            &cfg
+        )
+        .class(),
+        OpClass::Read
+    );
+    // Only what is named: another operator, or the same symbol in another schema, is not.
+    assert_eq!(
+        classify("SELECT id FROM items ORDER BY embedding <~> $1", &cfg).class(),
+        OpClass::Destructive
+    );
+    assert_eq!(
+        classify("SELECT a FROM t WHERE a OPERATOR(evil.<=>) 1", &cfg).class(),
+        OpClass::Destructive
+    );
+}
+
+#[test]
 fn configured_safe_functions_are_read() {
     let cfg: SqlConfig =
         toml::from_str("safe_functions = [\"my_fn\", \"app.slugify\"]").unwrap_or_default();
