@@ -622,7 +622,16 @@ impl GraphqlRules {
                 ),
                 None => "GraphQL request without a `query`".into(),
             };
-            return acc.fail(why);
+            // Only Apollo's protocol has the client resend the document when the server lacks
+            // it; Relay-style stored ids (`id`, `doc_id`) are never sent as text.
+            let automatic = !r.stored.is_empty()
+                && r.stored
+                    .iter()
+                    .all(|(k, _)| k == "extensions.persistedQuery");
+            return match automatic {
+                true => acc.fail_persisted(why),
+                false => acc.fail(why),
+            };
         }
         let vars: Vec<Option<&Json>> = if r.variables.is_empty() {
             vec![None]

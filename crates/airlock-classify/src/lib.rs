@@ -52,6 +52,10 @@ pub struct Classification {
     pub normalized_path: String,
     /// Why things were classified as they were, for humans (e.g. "no rule matched: destructive").
     pub notes: Vec<String>,
+    /// All the request does is name a stored document by its hash (Apollo's automatic persisted
+    /// queries): the gateway can answer as a server that does not have it, and the client resends
+    /// the document itself, which can be classified.
+    pub persisted_query_miss: bool,
 }
 
 impl Classification {
@@ -160,13 +164,32 @@ pub(crate) struct Acc {
     pub(crate) notes: Vec<String>,
     /// GraphQL top-level fields seen so far, against the per-request limit.
     pub(crate) fields: usize,
+    /// Readings that only name an automatic persisted query by hash.
+    pub(crate) persisted_misses: usize,
+    /// Failures for any other reason.
+    pub(crate) other_failures: usize,
 }
 
 impl Acc {
     /// Records that (part of) the request cannot be classified: one destructive operation.
     pub(crate) fn fail(&mut self, why: String) {
+        self.other_failures += 1;
         self.ops.push(unclassifiable());
         self.notes.push(format!("{why}: treated as destructive"));
+    }
+
+    /// Records a reading that names an automatic persisted query by hash and sends no query.
+    pub(crate) fn fail_persisted(&mut self, why: String) {
+        self.persisted_misses += 1;
+        self.ops.push(unclassifiable());
+        self.notes.push(format!("{why}: treated as destructive"));
+    }
+
+    /// Whether the only thing wrong with the request is a persisted query sent by hash alone.
+    fn persisted_query_miss(&self) -> bool {
+        self.persisted_misses > 0
+            && self.other_failures == 0
+            && self.ops.iter().all(|o| o.action == UNCLASSIFIABLE)
     }
 
     fn class(&self) -> OpClass {
@@ -539,6 +562,7 @@ impl RuleSet {
                     effective_method: methods.last().cloned().unwrap_or(shown_method),
                     normalized_path: req.path_and_query.to_string(),
                     notes: acc.notes,
+                    persisted_query_miss: false,
                 };
             }
         };
@@ -613,11 +637,13 @@ impl RuleSet {
         if acc.ops.is_empty() {
             acc.fail("request produced no operation".into());
         }
+        let persisted_query_miss = acc.persisted_query_miss();
         Classification {
             operations: acc.ops,
             effective_method: method,
             normalized_path,
             notes: acc.notes,
+            persisted_query_miss,
         }
     }
 

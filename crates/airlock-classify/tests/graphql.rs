@@ -1125,3 +1125,55 @@ fn ordinary_graphql_requests_stay_reads() {
     assert_eq!(c.class(), Read);
     assert_eq!(c.operations[0].resource_id.as_deref(), Some("v1"));
 }
+
+#[test]
+fn a_hash_alone_is_a_persisted_query_miss_the_client_can_answer() {
+    // Apollo's automatic persisted queries: the first request carries only the hash; a server
+    // without the document says so, and the client resends it with `query`.
+    let rs = cloud();
+    let hash = "ab".repeat(32);
+    let only = serde_json::json!({
+        "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } },
+        "variables": { "id": "vol-prod-1" },
+    });
+    let c = gql(&rs, &only.to_string());
+    assert!(c.persisted_query_miss, "{c:?}");
+    assert_eq!(
+        c.class(),
+        Destructive,
+        "still refused if anyone forwards it"
+    );
+    let get = classify(
+        &rs,
+        "GET",
+        &format!("/graphql?extensions=%7B%22persistedQuery%22%3A%7B%22version%22%3A1%2C%22sha256Hash%22%3A%22{hash}%22%7D%7D"),
+        &[],
+        None,
+    );
+    assert!(get.persisted_query_miss, "{get:?}");
+
+    // Not a miss: a query sent along (classified as usual), Relay's stored ids (never sent as
+    // text), a hash beside something else Airlock cannot read, or beside a readable request.
+    let q = "{ volumes { id } }";
+    let with_query = serde_json::json!({
+        "query": q,
+        "extensions": { "persistedQuery": { "version": 1, "sha256Hash": sha256_hex(q) } },
+    });
+    let relay = serde_json::json!({ "id": "abc" });
+    let batch = serde_json::json!([only, { "query": q }]);
+    for body in [with_query, relay, batch] {
+        let c = gql(&rs, &body.to_string());
+        assert!(!c.persisted_query_miss, "{body}: {c:?}");
+    }
+    let compressed = classify(
+        &rs,
+        "POST",
+        "/graphql",
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+        Some(only.to_string().as_bytes()),
+    );
+    assert!(!compressed.persisted_query_miss, "{compressed:?}");
+}

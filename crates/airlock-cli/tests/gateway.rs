@@ -1598,3 +1598,66 @@ async fn an_unreachable_plain_http_upstream_is_a_502_that_says_so_and_retries_la
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// Apollo-style automatic persisted queries: a hash sent alone is answered as by a server that
+/// does not hold it, so the client resends the query, which is then decided as usual. Nothing
+/// reaches the upstream for the hash, and no approval is asked for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persisted_query_hash_alone_is_asked_for_its_query() {
+    use sha2::Digest;
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let prod = h.issue_token("prod-bot", "production", "read,write,destructive");
+    let gw = Serving::start(&h);
+    let hash = hex::encode(sha2::Sha256::digest(DELETE.as_bytes()));
+    let ext = serde_json::json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let vars = serde_json::json!({ "id": "vol-prod-bookings" });
+    let only = serde_json::json!({ "extensions": ext, "variables": vars }).to_string();
+    let r = send(
+        gw.proxy(),
+        "POST",
+        "/cloud/graphql",
+        Some(&prod),
+        Some(("application/json", only)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j = r.json();
+    assert_eq!(
+        j["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+        "{}",
+        r.body
+    );
+    assert_eq!(j["errors"][0]["message"], "PersistedQueryNotFound");
+    assert_eq!(cloud.authorized_requests(), 0);
+    // Nothing was decided: no gateway record, so no approval either.
+    let decided = || {
+        h.run(&["audit", "list", "--json"])
+            .ok()
+            .stdout
+            .lines()
+            .filter(|l| l.contains("\"door\":\"http\""))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(decided().is_empty(), "{:?}", decided());
+
+    // The client's retry carries the query: a production delete, so it waits for a human.
+    let full = serde_json::json!({ "query": DELETE, "extensions": ext, "variables": vars });
+    let r = send(
+        gw.proxy(),
+        "POST",
+        "/cloud/graphql",
+        Some(&prod),
+        Some(("application/json", full.to_string())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["error"], "approval_required", "{}", r.body);
+    let records = decided();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].contains("volumeDelete"), "{records:?}");
+    assert!(cloud.has("vol-prod-bookings"));
+}

@@ -252,6 +252,9 @@ pub async fn handle(
         }
         other => other,
     };
+    if classification.persisted_query_miss {
+        return Ok(persisted_query_not_found());
+    }
     let shown_path = redact_tokens(&classification.normalized_path);
     let fingerprint = || {
         approval_fingerprint(
@@ -401,6 +404,28 @@ pub async fn handle(
             ))
         }
     }
+}
+
+/// The answer of a GraphQL server that does not hold a persisted query: Apollo and urql clients
+/// then resend the request with its query, which Airlock can classify. Nothing was decided or
+/// forwarded (like an unknown path, it is not audited): Airlock never looks up stored documents,
+/// because it decides on the text it forwards.
+fn persisted_query_not_found() -> Response<Body> {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": "PersistedQueryNotFound",
+            "extensions": {
+                "code": "PERSISTED_QUERY_NOT_FOUND",
+                "airlock": "Airlock decides on the query text it forwards; send the query with its hash",
+            },
+        }],
+    });
+    let mut resp = Response::new(full(body.to_string()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 fn bad_forward() -> Response<Body> {

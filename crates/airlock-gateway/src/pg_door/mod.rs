@@ -509,6 +509,7 @@ fn connect_classification() -> Classification {
         effective_method: "CONNECT".into(),
         normalized_path: String::new(),
         notes: Vec::new(),
+        persisted_query_miss: false,
     }
 }
 
@@ -1254,6 +1255,7 @@ impl Session {
                 effective_method: "SQL".into(),
                 normalized_path: String::new(),
                 notes,
+                persisted_query_miss: false,
             }),
             digest: hex::encode(sha2::Sha256::digest(sql.as_bytes())),
             summary,
@@ -1401,6 +1403,7 @@ fn unclassifiable(why: &str) -> Sql {
             }],
             effective_method: "SQL".into(),
             normalized_path: String::new(),
+            persisted_query_miss: false,
             notes: vec![format!("{why}: treated as destructive")],
         }),
         digest: hex::encode(sha2::Sha256::digest(why.as_bytes())),

@@ -269,6 +269,7 @@ mod tests {
                 effective_method: "SQL".into(),
                 normalized_path: String::new(),
                 notes: Vec::new(),
+                persisted_query_miss: false,
             }),
             digest: String::new(),
             summary: String::new(),
