@@ -139,17 +139,31 @@ impl Authority {
                 "; a new master key by the operator's choice: what key {old} sealed stays unusable until set again"
             ));
         }
-        self.store.put_totp(
-            &TotpRecord {
-                identity: name.to_string(),
-                key_id: key.id(),
-                nonce: sealed.nonce.to_vec(),
-                ciphertext: sealed.ciphertext,
-                last_step: None,
-                created_at: now,
-            },
-            ev,
-        )?;
+        let record = TotpRecord {
+            identity: name.to_string(),
+            key_id: key.id(),
+            nonce: sealed.nonce.to_vec(),
+            ciphertext: sealed.ciphertext,
+            last_step: None,
+            created_at: now,
+        };
+        // As for secrets: the check inside the write holds against a concurrent enrolment.
+        if let Err(e) = self
+            .store
+            .put_totp(&record, keys == KeyChange::Refuse, ev.clone())
+        {
+            return Err(match e {
+                StoreError::OtherKeys(store_key) => {
+                    let e = ApprovalError::KeyMismatch {
+                        store_key,
+                        given_key: key.id(),
+                    };
+                    self.audit_refusal(ev, &e.to_string());
+                    e
+                }
+                other => other.into(),
+            });
+        }
         Ok(secret)
     }
 

@@ -711,7 +711,24 @@ impl Authority {
                 "; a new master key by the operator's choice: what key {old} sealed stays unusable until set again"
             ));
         }
-        self.store.put_secret(&record, ev)?;
+        // The check above names the keys for the common case; this one, inside the write, is
+        // what holds when another `secret set` with another key runs at the same moment.
+        if let Err(e) = self
+            .store
+            .put_secret(&record, keys == KeyChange::Refuse, ev.clone())
+        {
+            return Err(match e {
+                StoreError::OtherKeys(store_key) => {
+                    let e = SecretError::KeyMismatch {
+                        store_key,
+                        given_key: key.id(),
+                    };
+                    self.audit_refusal(ev, &e.to_string());
+                    e
+                }
+                other => other.into(),
+            });
+        }
         Ok(SecretInfo {
             name: record.name,
             environment: record.environment,

@@ -7,7 +7,7 @@ use airlock_authority::{ApprovalError, Authority, KeyChange, NewIdentity, Secret
 use airlock_config::Config;
 use airlock_core::{EnvName, IdentityKind, Name, Outcome, Secret, SystemClock};
 use airlock_seal::MasterKey;
-use airlock_store::{AuditFilter, SqliteStore};
+use airlock_store::{AuditFilter, SecretRecord, SqliteStore, Store, StoreError};
 use std::sync::Arc;
 
 fn authority(dir: &std::path::Path) -> Authority {
@@ -199,4 +199,51 @@ fn second_factors_and_secrets_share_one_master_key() {
     auth.enroll_totp(&op, &a, &bob, false, KeyChange::Refuse)
         .unwrap();
     set(&auth, &a, "api", "v").unwrap();
+}
+
+#[test]
+fn the_one_key_check_holds_inside_the_write_against_a_concurrent_writer() {
+    // Two `secret set` runs with different keys can both pass the check before either writes;
+    // the store checks again inside its write transaction, so the second one is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let auth = authority(dir.path());
+    let a = MasterKey::generate().unwrap();
+    set(&auth, &a, "first", "v1").unwrap();
+    let other = |name: &str| SecretRecord {
+        name: name.into(),
+        environment: staging(),
+        key_id: "other-key".into(),
+        nonce: vec![0; 24],
+        ciphertext: vec![1],
+        created_at: time::OffsetDateTime::now_utc(),
+        updated_by: "test".into(),
+        updated_at: time::OffsetDateTime::now_utc(),
+    };
+    let ev = |action: &str| airlock_audit::AuditEvent {
+        time: time::OffsetDateTime::now_utc(),
+        actor: Actor::local_operator(),
+        action: action.into(),
+        resource: None,
+        environment: None,
+        decision: Outcome::Allow,
+        reason: "test".into(),
+        details: Default::default(),
+    };
+    // Another process's store handle on the same file: the second writer.
+    let second = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    let e = second
+        .put_secret(&other("second"), true, ev("secret.set"))
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::OtherKeys(k) if *k == a.id()),
+        "{e:?}"
+    );
+    assert_eq!(auth.store().secrets().unwrap().len(), 1, "nothing written");
+    // Replacing the only item is no conflict; without the check the write goes through.
+    second
+        .put_secret(&other("first"), true, ev("secret.set"))
+        .unwrap();
+    second
+        .put_secret(&other("third"), false, ev("secret.set"))
+        .unwrap();
 }

@@ -113,9 +113,9 @@ impl Store for Faulty {
         self.check()?;
         self.inner.revoke_token(id, at, r, a)
     }
-    fn put_secret(&self, s: &SecretRecord, a: AuditEvent) -> Result<(), StoreError> {
+    fn put_secret(&self, s: &SecretRecord, one: bool, a: AuditEvent) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.put_secret(s, a)
+        self.inner.put_secret(s, one, a)
     }
     fn secret(&self, n: &str, e: &str) -> Result<Option<SecretRecord>, StoreError> {
         self.check()?;
@@ -193,9 +193,9 @@ impl Store for Faulty {
         self.check()?;
         self.inner.expire_approvals(now)
     }
-    fn put_totp(&self, t: &TotpRecord, e: AuditEvent) -> Result<(), StoreError> {
+    fn put_totp(&self, t: &TotpRecord, one: bool, e: AuditEvent) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.put_totp(t, e)
+        self.inner.put_totp(t, one, e)
     }
     fn totp(&self, i: &str) -> Result<Option<TotpRecord>, StoreError> {
         self.check()?;

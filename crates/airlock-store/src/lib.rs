@@ -47,6 +47,10 @@ pub enum StoreError {
     /// A stored value could not be decoded (the store was edited by hand or is corrupt).
     #[error("corrupt store row: {0}")]
     Corrupt(String),
+    /// Something else in the store is sealed under these other master keys (their fingerprints,
+    /// joined with `, `); nothing was written.
+    #[error("the store holds secrets sealed under master key {0}")]
+    OtherKeys(String),
     /// A precondition checked inside the write transaction failed (e.g. the identity was
     /// disabled by someone else a moment ago); nothing was written.
     #[error("{0}")]
@@ -117,8 +121,15 @@ pub trait Store: Send + Sync {
         audit: AuditEvent,
     ) -> Result<bool, StoreError>;
 
-    /// Creates or replaces a sealed secret.
-    fn put_secret(&self, secret: &SecretRecord, audit: AuditEvent) -> Result<(), StoreError>;
+    /// Creates or replaces a sealed secret. With `one_key`, refuses ([`StoreError::OtherKeys`])
+    /// when anything else the store holds is sealed under another master key, checked inside the
+    /// write so that two writers with different keys cannot both succeed.
+    fn put_secret(
+        &self,
+        secret: &SecretRecord,
+        one_key: bool,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError>;
     /// The sealed secret `name` in `environment`.
     fn secret(&self, name: &str, environment: &str) -> Result<Option<SecretRecord>, StoreError>;
     /// Every sealed secret's metadata, without ciphertext.
@@ -181,8 +192,9 @@ pub trait Store: Send + Sync {
     ) -> Result<ApprovalRecord, StoreError>;
     /// Marks requests past their expiry as expired and returns them.
     fn expire_approvals(&self, now: OffsetDateTime) -> Result<Vec<ApprovalRecord>, StoreError>;
-    /// Stores (or replaces) a human's sealed TOTP secret.
-    fn put_totp(&self, t: &TotpRecord, audit: AuditEvent) -> Result<(), StoreError>;
+    /// Stores (or replaces) a human's sealed TOTP secret; `one_key` as for
+    /// [`Store::put_secret`].
+    fn put_totp(&self, t: &TotpRecord, one_key: bool, audit: AuditEvent) -> Result<(), StoreError>;
     /// A human's sealed TOTP secret.
     fn totp(&self, identity: &str) -> Result<Option<TotpRecord>, StoreError>;
     /// Accepts a TOTP time step once: false if it (or a later one) was already used.

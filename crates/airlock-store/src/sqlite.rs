@@ -368,6 +368,32 @@ impl SqliteStore {
     }
 }
 
+/// Fails with [`StoreError::OtherKeys`] if a secret or TOTP factor other than the one being
+/// replaced (`secret`: name and environment; `totp`: identity) is sealed under a key other than
+/// `key_id`.
+fn other_keys_in(
+    tx: &Transaction<'_>,
+    key_id: &str,
+    secret: Option<(&str, &str)>,
+    totp: Option<&str>,
+) -> Result<(), StoreError> {
+    let (name, env) = secret.unwrap_or(("", ""));
+    let mut stmt = tx.prepare(
+        "SELECT key_id FROM secrets WHERE key_id <> ?1 AND NOT (name = ?2 AND environment = ?3)
+         UNION SELECT key_id FROM totp WHERE key_id <> ?1 AND identity <> ?4
+         ORDER BY key_id",
+    )?;
+    let others = stmt
+        .query_map(params![key_id, name, env, totp.unwrap_or("")], |r| {
+            r.get::<_, String>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    match others.is_empty() {
+        true => Ok(()),
+        false => Err(StoreError::OtherKeys(others.join(", "))),
+    }
+}
+
 fn append_in(tx: &Transaction<'_>, event: AuditEvent) -> Result<AuditRecord, StoreError> {
     let mut out = append_batch_in(tx, vec![event])?;
     out.pop()
@@ -913,8 +939,16 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_secret(&self, s: &SecretRecord, audit: AuditEvent) -> Result<(), StoreError> {
+    fn put_secret(
+        &self,
+        s: &SecretRecord,
+        one_key: bool,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
         self.write(|tx| {
+            if one_key {
+                other_keys_in(tx, &s.key_id, Some((&s.name, s.environment.as_str())), None)?;
+            }
             tx.execute(
                 "INSERT INTO secrets (name, environment, key_id, nonce, ciphertext, created_at, updated_at, updated_by)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -1222,8 +1256,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_totp(&self, t: &TotpRecord, audit: AuditEvent) -> Result<(), StoreError> {
+    fn put_totp(&self, t: &TotpRecord, one_key: bool, audit: AuditEvent) -> Result<(), StoreError> {
         self.write(|tx| {
+            if one_key {
+                other_keys_in(tx, &t.key_id, None, Some(&t.identity))?;
+            }
             tx.execute(
                 "INSERT INTO totp (identity, key_id, nonce, ciphertext, last_step, created_at) VALUES (?1, ?2, ?3, ?4, NULL, ?5)
                  ON CONFLICT (identity) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
@@ -1707,6 +1744,7 @@ mod tests {
                 last_step: None,
                 created_at: OffsetDateTime::now_utc(),
             },
+            true,
             ev("identity.totp_enrol"),
         )
         .unwrap();
