@@ -861,7 +861,10 @@ async fn relay<C: Conn>(
             let mut terminate = false;
             loop {
                 match splitter.next(&buf, |t| {
-                    matches!(t, b'Q' | b'P' | b'B' | b'E' | b'C' | b'F' | b'S' | b'X')
+                    matches!(
+                        t,
+                        b'Q' | b'P' | b'B' | b'E' | b'C' | b'D' | b'F' | b'S' | b'X'
+                    )
                 })? {
                     Chunk::NeedMore => break,
                     Chunk::Relay(n) => {
@@ -901,7 +904,9 @@ async fn relay<C: Conn>(
                 return Err::<(), End>(End::Refused("the database closed the session".into()));
             }
             loop {
-                match splitter.next(&buf, |t| matches!(t, b'E' | b'S' | b'1' | b'3' | b'Z'))? {
+                match splitter.next(&buf, |t| {
+                    matches!(t, b'E' | b'S' | b'1' | b'3' | b'Z' | b'G' | b'W')
+                })? {
                     Chunk::NeedMore => break,
                     Chunk::Relay(n) => {
                         out.extend_from_slice(&buf[..n]);
@@ -943,6 +948,11 @@ async fn relay<C: Conn>(
                             }
                             Backend::ReadyForQuery(status) => {
                                 track.lock().ready(status);
+                                out.extend_from_slice(&msg);
+                            }
+                            // CopyInResponse, CopyBothResponse: Sync is ignored from here.
+                            Backend::Other(b'G' | b'W') => {
+                                track.lock().copy_in();
                                 out.extend_from_slice(&msg);
                             }
                             Backend::Other(done @ (b'1' | b'3')) => {
@@ -1091,7 +1101,7 @@ impl Session {
         match frontend::decode(msg)? {
             Frontend::Query(sql) => {
                 let parsed = self.db.classifier.classify(sql);
-                let info = Arc::new(self.describe(sql, &parsed));
+                let info = Arc::new(self.describe(sql, &parsed, false));
                 let in_block = self.track.lock().settled_in_block();
                 let (verdict, deferred) = self.decide_for(&info, "query", in_block).await;
                 if verdict.outcome == Outcome::Allow {
@@ -1108,7 +1118,7 @@ impl Session {
                 } else {
                     self.refuse(&verdict, &info.tags, true, out);
                 }
-                self.track.lock().batch_sent();
+                self.track.lock().simple_sent();
             }
             Frontend::Parse { name, query } => {
                 if self.track.lock().len() >= MAX_STATEMENTS {
@@ -1120,7 +1130,7 @@ impl Session {
                     return Ok(false);
                 }
                 let parsed = self.db.classifier.classify(query);
-                let info = Arc::new(self.describe(query, &parsed));
+                let info = Arc::new(self.describe(query, &parsed, true));
                 self.track.lock().parse_sent(name, info);
                 out.extend_from_slice(msg);
             }
@@ -1172,7 +1182,7 @@ impl Session {
                     verdict
                 };
                 self.refuse(&verdict, &info.tags, true, out);
-                self.track.lock().batch_sent();
+                self.track.lock().simple_sent();
             }
             Frontend::Terminate => {
                 out.extend_from_slice(msg);
@@ -1180,6 +1190,10 @@ impl Session {
             }
             Frontend::Other(b'S') => {
                 self.track.lock().batch_sent();
+                out.extend_from_slice(msg);
+            }
+            Frontend::Other(b'D') => {
+                self.track.lock().extended_sent();
                 out.extend_from_slice(msg);
             }
             Frontend::Password(_) | Frontend::Other(_) => out.extend_from_slice(msg),
@@ -1202,13 +1216,17 @@ impl Session {
         let simple = tag == b'Q' || tag == b'F';
         self.refuse(&verdict, &info.tags, simple, out);
         if simple {
-            self.track.lock().batch_sent();
+            self.track.lock().simple_sent();
         }
     }
 
     /// Turns a classification into what the decision path takes, resolving `EXECUTE name` from
     /// what the server may hold under that name.
-    fn describe(&self, sql: &str, parsed: &SqlClassification) -> Sql {
+    ///
+    /// `held`: the statement is kept for a later Bind (a protocol Parse). An `EXECUTE name` in it
+    /// then runs whatever `name` holds when it is bound, which can change after this lookup, so
+    /// it is unclassifiable.
+    fn describe(&self, sql: &str, parsed: &SqlClassification, held: bool) -> Sql {
         let mut operations = Vec::new();
         let mut tags = Vec::new();
         let mut notes = Vec::new();
@@ -1228,6 +1246,17 @@ impl Session {
                 );
             tags.push(s.tag.clone());
             notes.extend(s.notes.iter().cloned());
+            if held && s.executes.is_some() {
+                let why = "EXECUTE in a protocol Parse runs whatever the prepared statement it names holds when it is bound, which may change first: send EXECUTE as a simple query, or Bind the prepared statement itself";
+                notes.push(format!("{why}: treated as destructive"));
+                operations.push(Operation {
+                    action: airlock_sql::UNCLASSIFIABLE.into(),
+                    class: OpClass::Destructive,
+                    resource_kind: String::new(),
+                    resource_id: None,
+                });
+                continue;
+            }
             match s
                 .executes
                 .as_deref()

@@ -77,11 +77,23 @@ pub(crate) struct Tracker {
     /// Whether the unnamed portal was bound in the open batch (so an Execute of it runs what
     /// that Bind was decided for).
     unnamed_bound: bool,
+    /// Whether an extended-protocol message was sent since the last Sync or Query.
+    extended_open: bool,
+    /// The door's batches may no longer line up with the server's: after an error the server
+    /// skips a simple Query sent inside an extended batch, and during COPY FROM STDIN it
+    /// ignores Sync, so the door would count a batch the server never ends and match a later
+    /// ParseComplete to a Parse the server skipped. From then on a name only ever gets more
+    /// dangerous: every Parse counts as soon as it is sent, and no Close or later Parse lowers it.
+    unsure: bool,
 }
 
 impl Tracker {
     /// A Parse of `name` was forwarded.
     pub fn parse_sent(&mut self, name: &str, entry: Arc<Prepared>) {
+        self.extended_open = true;
+        if self.unsure {
+            self.raise(name, Arc::clone(&entry));
+        }
         self.pending.push_back(Op::Parse {
             batch: self.client_batch,
             name: name.to_string(),
@@ -91,27 +103,76 @@ impl Tracker {
 
     /// A Close of statement `name` (or of a portal: None) was forwarded.
     pub fn close_sent(&mut self, name: Option<&str>) {
+        self.extended_open = true;
         self.pending.push_back(Op::Close {
             batch: self.client_batch,
             name: name.map(str::to_string),
         });
     }
 
-    /// A message that ends a batch (Sync, Query, FunctionCall) was forwarded.
+    /// A Sync was forwarded: it ends the batch.
     pub fn batch_sent(&mut self) {
         self.client_batch += 1;
         self.in_batch = 0;
         self.unnamed_bound = false;
+        self.extended_open = false;
+    }
+
+    /// A simple Query (or a FunctionCall, or the stand-in for either) was forwarded. It ends the
+    /// batch, unless it came inside an unfinished extended batch that failed: then the server
+    /// skips it, and the door can no longer tell the batches apart.
+    pub fn simple_sent(&mut self) {
+        if self.extended_open {
+            self.lose_sync();
+        }
+        self.batch_sent();
+    }
+
+    /// A Describe was forwarded (it can fail, and then the rest of the batch is skipped).
+    pub fn extended_sent(&mut self) {
+        self.extended_open = true;
+    }
+
+    /// The server entered COPY FROM STDIN, where it ignores Sync.
+    pub fn copy_in(&mut self) {
+        self.lose_sync();
+    }
+
+    fn lose_sync(&mut self) {
+        self.unsure = true;
+        let pending: Vec<(String, Arc<Prepared>)> = self
+            .pending
+            .iter()
+            .filter_map(|op| match op {
+                Op::Parse { name, entry, .. } => Some((name.clone(), Arc::clone(entry))),
+                Op::Close { .. } => None,
+            })
+            .collect();
+        for (name, entry) in pending {
+            self.raise(&name, entry);
+        }
+    }
+
+    /// Remembers `entry` under `name` unless what is there is more dangerous.
+    fn raise(&mut self, name: &str, entry: Arc<Prepared>) {
+        match self.confirmed.get(name) {
+            Some(old) if old.class() > entry.class() => {}
+            _ => {
+                self.confirmed.insert(name.to_string(), entry);
+            }
+        }
     }
 
     /// A Bind into `portal` was forwarded.
     pub fn bind_sent(&mut self, portal: &str) {
+        self.extended_open = true;
         self.in_batch += 1;
         self.unnamed_bound = portal.is_empty();
     }
 
     /// An Execute was forwarded.
     pub fn execute_sent(&mut self) {
+        self.extended_open = true;
         self.in_batch += 1;
     }
 
@@ -140,12 +201,7 @@ impl Tracker {
     /// SQL `PREPARE name AS …` was forwarded. Its success is not confirmed message by message,
     /// so the name only ever gets more dangerous: a failed re-PREPARE cannot lower it.
     pub fn sql_prepared(&mut self, name: &str, entry: Arc<Prepared>) {
-        match self.confirmed.get(name) {
-            Some(old) if old.class() > entry.class() => {}
-            _ => {
-                self.confirmed.insert(name.to_string(), entry);
-            }
-        }
+        self.raise(name, entry);
     }
 
     /// The statement a Bind of `name` sent now would bind, at its most dangerous.
@@ -184,7 +240,12 @@ impl Tracker {
     pub fn parse_complete(&mut self) -> Result<(), Desync> {
         match self.pending.pop_front() {
             Some(Op::Parse { name, entry, .. }) => {
-                self.confirmed.insert(name, entry);
+                match self.unsure {
+                    true => self.raise(&name, entry),
+                    false => {
+                        self.confirmed.insert(name, entry);
+                    }
+                }
                 Ok(())
             }
             _ => Err(Desync("ParseComplete")),
@@ -195,7 +256,7 @@ impl Tracker {
     pub fn close_complete(&mut self) -> Result<(), Desync> {
         match self.pending.pop_front() {
             Some(Op::Close { name, .. }) => {
-                if let Some(name) = name {
+                if let Some(name) = name.filter(|_| !self.unsure) {
                     self.confirmed.remove(&name);
                 }
                 Ok(())
