@@ -525,6 +525,11 @@ impl GraphqlRules {
             "application/x-www-form-urlencoded" => {
                 let (r, err) = Self::params_request(&String::from_utf8_lossy(body));
                 self.classify_params(with_url(r, err), acc);
+                // async-graphql reads every body but multipart as JSON, whatever its type.
+                let first = body.iter().find(|b| !b.is_ascii_whitespace());
+                if first.is_some_and(|b| matches!(b, b'{' | b'[')) {
+                    self.classify_json(body, url, acc);
+                }
             }
             // A missing content type is tried as JSON: most servers default to it.
             "" | "application/json" => self.classify_json(body, url, acc),

@@ -210,18 +210,23 @@ fn unclassifiable() -> Operation {
     }
 }
 
-/// Whether a header is an override header spelt with `_` for `-`: CGI, PHP, Rack and WSGI fold
-/// both into the same `HTTP_X_HTTP_METHOD_OVERRIDE`, so the upstream reads it as the real one.
-fn override_alias(name: &http::HeaderName) -> bool {
+/// Whether `name` is one of `headers` spelt with `_` for `-`: CGI, PHP, Rack and WSGI fold both
+/// spellings into one variable (`HTTP_X_HTTP_METHOD_OVERRIDE`), so the upstream reads it as the
+/// real one.
+pub fn cgi_alias(name: &http::HeaderName, headers: &[http::HeaderName]) -> bool {
     let n = name.as_str();
     n.contains('_')
-        && OVERRIDE_HEADERS.iter().any(|h| {
+        && headers.iter().any(|h| {
             let h = h.as_str();
             h.len() == n.len()
                 && h.bytes()
                     .zip(n.bytes())
                     .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
         })
+}
+
+fn override_alias(name: &http::HeaderName) -> bool {
+    cgi_alias(name, &OVERRIDE_HEADERS)
 }
 
 fn valid_method(m: &str) -> bool {
@@ -246,8 +251,10 @@ fn content_type(headers: &http::HeaderMap) -> Result<Option<String>, String> {
 }
 
 fn is_form(ct: Option<&str>) -> bool {
+    // Rack and PHP cut the media type at `;`, `,` or a space:
+    // `application/x-www-form-urlencoded, text/plain` is a form to them.
     ct.is_some_and(|c| {
-        c.split(';')
+        c.split([';', ',', ' ', '\t'])
             .next()
             .unwrap_or("")
             .trim()
@@ -296,7 +303,8 @@ impl RuleSet {
         let (raw_path, query) = path::split_query(path_and_query);
         // A form POST may carry `_method` in its body (Rails, Laravel): the override must be seen.
         let ct = content_type(headers).ok().flatten();
-        if method.eq_ignore_ascii_case("POST") && is_form(ct.as_deref()) {
+        // Rack reads a POST without a Content-Type as a form, so its body is read for `_method`.
+        if method.eq_ignore_ascii_case("POST") && (ct.is_none() || is_form(ct.as_deref())) {
             return true;
         }
         let Some(g) = &self.graphql else {
@@ -485,12 +493,21 @@ impl RuleSet {
             None
         });
         let form_body = if req.method.eq_ignore_ascii_case("POST") && is_form(ct.as_deref()) {
+            // Apache's DEFLATE input filter hands the upstream the inflated form.
+            if compressed(req.headers) && req.body.is_some_and(|b| !b.is_empty()) {
+                problems.push(
+                    "compressed form body, so a `_method` override in it cannot be checked".into(),
+                );
+            }
             if req.body.is_none() {
                 problems.push(
                     "form body not buffered, so a `_method` override in it cannot be checked"
                         .into(),
                 );
             }
+            req.body
+        } else if req.method.eq_ignore_ascii_case("POST") && ct.is_none() {
+            // Read as Rack reads it when the gateway buffered it (it asks to: `needs_body`).
             req.body
         } else {
             None

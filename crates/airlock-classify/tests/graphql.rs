@@ -1177,3 +1177,19 @@ fn a_hash_alone_is_a_persisted_query_miss_the_client_can_answer() {
     );
     assert!(!compressed.persisted_query_miss, "{compressed:?}");
 }
+
+#[test]
+fn bypass_a_form_typed_body_that_is_json() {
+    // async-graphql parses every body but multipart as JSON, whatever its Content-Type.
+    let rs = cloud();
+    let body = r#"{"a":"&query=query{volumes{id}}&","query":"mutation{volumeDelete(volumeId:\"vol-prod-1\")}"}"#;
+    let c = classify(
+        &rs,
+        "POST",
+        "/graphql",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(body.as_bytes()),
+    );
+    assert!(actions(&c).contains(&"volumeDelete"), "{c:?}");
+    assert_eq!(c.class(), Destructive);
+}

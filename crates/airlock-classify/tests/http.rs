@@ -478,3 +478,53 @@ fn ordinary_rest_requests_stay_reads() {
         assert!(c.notes.is_empty(), "{p}: {:?}", c.notes);
     }
 }
+
+#[test]
+fn bypass_form_overrides_under_media_types_rack_and_php_read_as_forms() {
+    // Rack reads a POST without a Content-Type as a form, and Rack and PHP cut the media type
+    // at `,` too; Apache's DEFLATE filter inflates a compressed form before the framework reads it.
+    let rs = rest();
+    let body = Some(&b"_method=DELETE"[..]);
+    for hdrs in [
+        vec![],
+        vec![(
+            "content-type",
+            "application/x-www-form-urlencoded, text/plain",
+        )],
+        vec![(
+            "content-type",
+            "application/x-www-form-urlencoded charset=utf-8",
+        )],
+    ] {
+        let c = classify(&rs, "POST", "/v1/volumes/db/snapshots", &hdrs, body);
+        assert_eq!(c.class(), Destructive, "{hdrs:?}: {c:?}");
+    }
+    let gz = classify(
+        &rs,
+        "POST",
+        "/v1/volumes/db/snapshots",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("content-encoding", "gzip"),
+        ],
+        Some(&b"\x1f\x8b\x08\x00"[..]),
+    );
+    assert_eq!(gz.class(), Destructive, "{gz:?}");
+    assert!(
+        needs_body_post(&rs, &[]),
+        "a POST without a type is buffered"
+    );
+    // An ordinary JSON POST is unchanged.
+    let json = classify(
+        &rs,
+        "POST",
+        "/v1/volumes/db/snapshots",
+        &[("content-type", "application/json")],
+        Some(&b"{\"name\":\"nightly\"}"[..]),
+    );
+    assert!(json.class() < Destructive, "{json:?}");
+}
+
+fn needs_body_post(rs: &airlock_classify::RuleSet, hdrs: &[(&str, &str)]) -> bool {
+    rs.needs_body("POST", "/v1/volumes/db/snapshots", &headers(hdrs))
+}

@@ -1661,3 +1661,38 @@ async fn a_persisted_query_hash_alone_is_asked_for_its_query() {
     assert!(records[0].contains("volumeDelete"), "{records:?}");
     assert!(cloud.has("vol-prod-bookings"));
 }
+
+/// What the upstream reads must be what Airlock classified: a header the client names in
+/// `Connection` is dropped before classification (not only before forwarding), a form-typed
+/// body that is JSON is read as JSON too, and TRACE, which would echo the injected credential,
+/// is never forwarded. Found by review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_reads_the_request_airlock_classified() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let read = h.issue_token("prod-bot", "production", "read");
+    let gw = Serving::start(&h);
+    let body = r#"{"a":"&query=query{volumes{id}}&","query":"mutation{volumeDelete(volumeId:\"vol-prod-bookings\")}"}"#;
+    for extra in [&[("connection", "content-type")][..], &[]] {
+        let r = airlock_testkit::client::send_with(
+            gw.proxy(),
+            "POST",
+            "/cloud/graphql",
+            Some(&read),
+            Some(("application/x-www-form-urlencoded", body.to_string())),
+            extra,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 403, "{extra:?}: {}", r.body);
+    }
+    assert!(cloud.has("vol-prod-bookings"));
+    assert_eq!(cloud.authorized_requests(), 0);
+
+    let r = send(gw.proxy(), "TRACE", "/cloud/graphql", Some(&read), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert!(!r.body.contains(ADMIN_SECRET));
+    assert_eq!(cloud.authorized_requests(), 0);
+}

@@ -48,12 +48,21 @@ fn json_error(
 
 /// Headers some frameworks (Symfony, IIS, some Java stacks) route on instead of the request line.
 /// Header names rather than strings: removing by a string parses it first, on every request.
-const REWRITE_HEADERS: [HeaderName; 4] = [
+const REWRITE_HEADERS: [HeaderName; 7] = [
     HeaderName::from_static("x-original-url"),
     HeaderName::from_static("x-rewrite-url"),
     HeaderName::from_static("x-original-uri"),
     HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-path"),
+    HeaderName::from_static("x-forwarded-uri"),
+    HeaderName::from_static("x-envoy-original-path"),
 ];
+
+/// Whether `name` is a routing header spelt with `_` (`X_Original_URL`), which the upstream's
+/// framework reads as the real one.
+fn rewrite_alias(name: &HeaderName) -> bool {
+    airlock_classify::cgi_alias(name, &REWRITE_HEADERS)
+}
 
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -181,7 +190,32 @@ pub async fn handle(
     };
     let upstream = Arc::clone(upstream);
     let token = bearer(req.headers());
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // TRACE echoes the request, injected secret included, back to the caller.
+    if parts.method == http::Method::TRACE {
+        return Ok(json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "TRACE is never forwarded: the upstream would echo the injected credential",
+            "use another method",
+            serde_json::Value::Null,
+        ));
+    }
+    // Headers the client names in `Connection` are hop-by-hop (RFC 9110 7.6.1) and never reach
+    // the upstream, so they go before classification: a `Connection: content-type` must not
+    // let Airlock read the body as one type and the upstream as another.
+    let named: Vec<String> = parts
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for name in named {
+        parts.headers.remove(name.as_str());
+    }
 
     // Buffer the body only when classification needs it, and only up to the rules' limit.
     let needs_body = upstream
@@ -318,22 +352,21 @@ pub async fn handle(
         return Ok(bad_forward());
     };
     // The client's header map is reused (no copy of every header per request) after removing what
-    // must not reach the upstream.
+    // must not reach the upstream: URL-rewrite headers would let an upstream framework route to a
+    // path that was never classified.
     let mut headers = parts.headers;
-    // Headers the client names in `Connection` are hop-by-hop too (RFC 9110 7.6.1), and URL-rewrite
-    // headers would let an upstream framework route to a path that was never classified.
-    let named: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
-    for name in named {
-        headers.remove(name.as_str());
-    }
     for name in REWRITE_HEADERS.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
+    }
+    if headers.keys().any(rewrite_alias) {
+        let aliases: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| rewrite_alias(n))
+            .cloned()
+            .collect();
+        for name in aliases {
+            headers.remove(name);
+        }
     }
     headers.remove(header::AUTHORIZATION);
     match &upstream.plain_http {
