@@ -56,6 +56,9 @@ pub struct Classification {
     /// queries): the gateway can answer as a server that does not have it, and the client resends
     /// the document itself, which can be classified.
     pub persisted_query_miss: bool,
+    /// The path could not be normalised (an encoded slash, a climb above the root, a bad
+    /// escape), so `normalized_path` is the request target as sent.
+    pub path_refused: bool,
 }
 
 impl Classification {
@@ -580,6 +583,7 @@ impl RuleSet {
                     normalized_path: req.path_and_query.to_string(),
                     notes: acc.notes,
                     persisted_query_miss: false,
+                    path_refused: true,
                 };
             }
         };
@@ -661,6 +665,7 @@ impl RuleSet {
             normalized_path,
             notes: acc.notes,
             persisted_query_miss,
+            path_refused: false,
         }
     }
 

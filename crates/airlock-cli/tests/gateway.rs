@@ -1696,3 +1696,35 @@ async fn the_upstream_reads_the_request_airlock_classified() {
     assert!(!r.body.contains(ADMIN_SECRET));
     assert_eq!(cloud.authorized_requests(), 0);
 }
+
+/// A path Airlock cannot normalise is forwarded as sent, so under an upstream's base path a `..`
+/// could climb out of it to a prefix policy never decided for: refused with 400 instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_could_climb_out_of_the_upstream_base_path_is_refused() {
+    let cloud = FakeCloud::start(ADMIN_SECRET).await.unwrap();
+    let h = incident_home(cloud.addr);
+    let cfg = h.path().join("airlock.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[upstreams.based]\nurl = \"http://{}/staging\"\nprefix = \"/based\"\nenvironment = \"staging\"\nrules = \"{}\"\nsecret = \"cloud-admin\"\nsecret_env = \"production\"\n",
+        cloud.addr,
+        airlock_testkit::repo_root()
+            .join("rules/generic-rest.toml")
+            .display()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    let all = h.issue_token("stage-bot", "staging", "read,write,destructive");
+    let gw = Serving::start(&h);
+    let r = send(
+        gw.proxy(),
+        "DELETE",
+        "/based/../../prod/v1/volumes/db",
+        Some(&all),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"], "path_refused", "{}", r.body);
+    assert_eq!(cloud.authorized_requests(), 0);
+}

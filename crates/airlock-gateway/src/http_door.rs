@@ -289,6 +289,18 @@ pub async fn handle(
     if classification.persisted_query_miss {
         return Ok(persisted_query_not_found());
     }
+    // A path Airlock could not normalise would be forwarded as sent; under an upstream's base
+    // path, its `..` could climb out of it (`/staging/../prod/...`), to a prefix policy never
+    // decided for.
+    if classification.path_refused && !upstream.base_path.is_empty() {
+        return Ok(json_error(
+            StatusCode::BAD_REQUEST,
+            "path_refused",
+            "the path could not be normalised (an encoded slash, a `..` above the root or a bad escape), and this upstream serves under a base path it could climb out of",
+            "send the path plainly, without encoded slashes, dot segments or invalid escapes",
+            serde_json::Value::Null,
+        ));
+    }
     let shown_path = redact_tokens(&classification.normalized_path);
     let fingerprint = || {
         approval_fingerprint(

@@ -510,6 +510,7 @@ fn connect_classification() -> Classification {
         normalized_path: String::new(),
         notes: Vec::new(),
         persisted_query_miss: false,
+        path_refused: false,
     }
 }
 
@@ -1285,6 +1286,7 @@ impl Session {
                 normalized_path: String::new(),
                 notes,
                 persisted_query_miss: false,
+                path_refused: false,
             }),
             digest: hex::encode(sha2::Sha256::digest(sql.as_bytes())),
             summary,
@@ -1433,6 +1435,7 @@ fn unclassifiable(why: &str) -> Sql {
             effective_method: "SQL".into(),
             normalized_path: String::new(),
             persisted_query_miss: false,
+            path_refused: false,
             notes: vec![format!("{why}: treated as destructive")],
         }),
         digest: hex::encode(sha2::Sha256::digest(why.as_bytes())),

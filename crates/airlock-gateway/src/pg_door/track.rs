@@ -331,6 +331,7 @@ mod tests {
                 normalized_path: String::new(),
                 notes: Vec::new(),
                 persisted_query_miss: false,
+                path_refused: false,
             }),
             digest: String::new(),
             summary: String::new(),
