@@ -4,6 +4,7 @@
 //! table, or is the same shape with a parameter that can be bound to make it so.
 
 use airlock_core::OpClass::{self, Destructive as D, Privilege as P, Read as R, Write as W};
+mod common;
 use airlock_sql::{classify, SqlConfig};
 
 const CASES: &[(&str, OpClass)] = &[
@@ -288,29 +289,7 @@ const CASES: &[(&str, OpClass)] = &[
 
 #[test]
 fn former_bypasses_get_their_class() {
-    let cfg = SqlConfig::default();
-    let mut failures = Vec::new();
-    for (sql, want) in CASES {
-        let got = classify(sql, &cfg);
-        for st in &got.statements {
-            // INVARIANT: operations are never empty and their highest class is the class.
-            assert_eq!(
-                st.operations.iter().map(|o| o.class).max(),
-                Some(st.class),
-                "{sql}"
-            );
-        }
-        if got.class() != *want {
-            failures.push(format!(
-                "{sql:?}: want {want:?}, got {:?} (notes {:?})",
-                got.class(),
-                got.statements
-                    .iter()
-                    .flat_map(|s| &s.notes)
-                    .collect::<Vec<_>>()
-            ));
-        }
-    }
+    let failures = common::mismatches(CASES);
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

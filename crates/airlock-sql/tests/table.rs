@@ -1,6 +1,7 @@
 //! Table-driven classification: each statement with the class it must get.
 
 use airlock_core::OpClass::{self, Destructive as D, Privilege as P, Read as R, Write as W};
+mod common;
 use airlock_sql::{classify, SqlConfig};
 
 const CASES: &[(&str, OpClass)] = &[
@@ -271,30 +272,7 @@ fn tags_name_the_statement() {
 
 #[test]
 fn every_statement_gets_its_class() {
-    let cfg = SqlConfig::default();
-    let mut failures = Vec::new();
-    for (sql, want) in CASES {
-        let got = classify(sql, &cfg);
-        for st in &got.statements {
-            // INVARIANT: operations are never empty and their highest class is the class.
-            assert_eq!(
-                st.operations.iter().map(|o| o.class).max(),
-                Some(st.class),
-                "{sql}"
-            );
-        }
-        if got.class() != *want {
-            failures.push(format!(
-                "{sql:?}: want {want:?}, got {:?} ({:?}; notes {:?})",
-                got.class(),
-                got.statements.iter().map(|s| &s.tag).collect::<Vec<_>>(),
-                got.statements
-                    .iter()
-                    .flat_map(|s| &s.notes)
-                    .collect::<Vec<_>>()
-            ));
-        }
-    }
+    let failures = common::mismatches(CASES);
     assert!(CASES.len() >= 80, "only {} cases", CASES.len());
     assert!(
         failures.is_empty(),
