@@ -731,7 +731,6 @@ async fn clients_can_connect_with_verified_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skipped_parse_cannot_smuggle_a_prepared_delete_past_the_door() {
     use airlock_pgwire::frontend::{encode_parse, encode_password, encode_startup};
-    use airlock_pgwire::put_message;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let (server, database, direct, h) = seeded("smuggle", "production", "").await;
@@ -741,35 +740,7 @@ async fn a_skipped_parse_cannot_smuggle_a_prepared_delete_past_the_door() {
         .await
         .unwrap();
 
-    /// Reads messages until ReadyForQuery; returns their type bytes and the error codes.
-    async fn until_ready(s: &mut tokio::net::TcpStream) -> (Vec<u8>, Vec<String>) {
-        let (mut tags, mut codes) = (Vec::new(), Vec::new());
-        loop {
-            let mut head = [0u8; 5];
-            s.read_exact(&mut head).await.unwrap();
-            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
-            let mut body = vec![0u8; len];
-            s.read_exact(&mut body).await.unwrap();
-            tags.push(head[0]);
-            if head[0] == b'E' {
-                let text = String::from_utf8_lossy(&body).into_owned();
-                let code = text
-                    .split('\0')
-                    .find_map(|f| f.strip_prefix('C'))
-                    .unwrap_or("")
-                    .to_string();
-                codes.push(code);
-            }
-            if head[0] == b'Z' {
-                return (tags, codes);
-            }
-        }
-    }
-    let msg = |tag: u8, body: &[u8]| {
-        let mut v = Vec::new();
-        put_message(&mut v, tag, body);
-        v
-    };
+    use wire::{msg, until_ready};
     let bind_unnamed = msg(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]);
     let execute_unnamed = msg(b'E', &[0, 0, 0, 0, 0]);
     let execute_missing = msg(b'E', b"no_such_portal\0\0\0\0\0");
@@ -1453,17 +1424,19 @@ mod wire {
     /// Sends `bytes`, then reads until ReadyForQuery; the SQLSTATEs of the errors on the way.
     pub async fn round(s: &mut TcpStream, bytes: &[u8]) -> Vec<String> {
         s.write_all(bytes).await.unwrap();
-        until_ready(s).await
+        until_ready(s).await.1
     }
 
-    async fn until_ready(s: &mut TcpStream) -> Vec<String> {
-        let mut codes = Vec::new();
+    /// Reads messages until ReadyForQuery; returns their type bytes and the error codes.
+    pub async fn until_ready(s: &mut TcpStream) -> (Vec<u8>, Vec<String>) {
+        let (mut tags, mut codes) = (Vec::new(), Vec::new());
         loop {
             let mut head = [0u8; 5];
             s.read_exact(&mut head).await.unwrap();
             let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
             let mut body = vec![0u8; len];
             s.read_exact(&mut body).await.unwrap();
+            tags.push(head[0]);
             if head[0] == b'E' {
                 let text = String::from_utf8_lossy(&body).into_owned();
                 codes.extend(
@@ -1473,7 +1446,7 @@ mod wire {
                 );
             }
             if head[0] == b'Z' {
-                return codes;
+                return (tags, codes);
             }
         }
     }
