@@ -250,23 +250,17 @@ impl Authority {
         key: &MasterKey,
         replacing: Sealed<'_>,
     ) -> Result<Option<String>, StoreError> {
-        let given = key.id();
-        let mut others = std::collections::BTreeSet::new();
-        for s in self.store.secrets()? {
-            if replacing != Sealed::Secret(&s.name, s.environment.as_str()) {
-                others.insert(s.key_id);
-            }
+        let (secret, totp) = match replacing {
+            Sealed::Nothing => (None, None),
+            Sealed::Secret(name, env) => (Some((name, env)), None),
+            Sealed::Totp(identity) => (None, Some(identity)),
+        };
+        // The same check the store repeats inside its write, asked ahead of sealing.
+        match self.store.check_one_key(&key.id(), secret, totp) {
+            Ok(()) => Ok(None),
+            Err(StoreError::OtherKeys(others)) => Ok(Some(others)),
+            Err(e) => Err(e),
         }
-        for i in self.store.identities()? {
-            if replacing == Sealed::Totp(i.name.as_str()) {
-                continue;
-            }
-            if let Some(t) = self.store.totp(i.name.as_str())? {
-                others.insert(t.key_id);
-            }
-        }
-        others.remove(&given);
-        Ok((!others.is_empty()).then(|| others.into_iter().collect::<Vec<_>>().join(", ")))
     }
 
     /// Adds an identity after checking the ownership rules.

@@ -113,6 +113,15 @@ impl Store for Faulty {
         self.check()?;
         self.inner.revoke_token(id, at, r, a)
     }
+    fn check_one_key(
+        &self,
+        k: &str,
+        s: Option<(&str, &str)>,
+        t: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.check_one_key(k, s, t)
+    }
     fn put_secret(&self, s: &SecretRecord, one: bool, a: AuditEvent) -> Result<(), StoreError> {
         self.check()?;
         self.inner.put_secret(s, one, a)

@@ -121,6 +121,15 @@ pub trait Store: Send + Sync {
         audit: AuditEvent,
     ) -> Result<bool, StoreError>;
 
+    /// Fails with [`StoreError::OtherKeys`] (naming them) if anything the store holds, other than
+    /// the secret (name, environment) or TOTP factor (identity) about to be replaced, is sealed
+    /// under a master key other than `key_id`.
+    fn check_one_key(
+        &self,
+        key_id: &str,
+        secret: Option<(&str, &str)>,
+        totp: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Creates or replaces a sealed secret. With `one_key`, refuses ([`StoreError::OtherKeys`])
     /// when anything else the store holds is sealed under another master key, checked inside the
     /// write so that two writers with different keys cannot both succeed.

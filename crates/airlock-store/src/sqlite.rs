@@ -372,13 +372,13 @@ impl SqliteStore {
 /// replaced (`secret`: name and environment; `totp`: identity) is sealed under a key other than
 /// `key_id`.
 fn other_keys_in(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     key_id: &str,
     secret: Option<(&str, &str)>,
     totp: Option<&str>,
 ) -> Result<(), StoreError> {
     let (name, env) = secret.unwrap_or(("", ""));
-    let mut stmt = tx.prepare(
+    let mut stmt = conn.prepare(
         "SELECT key_id FROM secrets WHERE key_id <> ?1 AND NOT (name = ?2 AND environment = ?3)
          UNION SELECT key_id FROM totp WHERE key_id <> ?1 AND identity <> ?4
          ORDER BY key_id",
@@ -937,6 +937,15 @@ impl Store for SqliteStore {
                 }
             }
         })
+    }
+
+    fn check_one_key(
+        &self,
+        key_id: &str,
+        secret: Option<(&str, &str)>,
+        totp: Option<&str>,
+    ) -> Result<(), StoreError> {
+        other_keys_in(&self.lock(), key_id, secret, totp)
     }
 
     fn put_secret(
